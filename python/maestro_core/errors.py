@@ -1,0 +1,81 @@
+"""The one exception hierarchy of maestro_core.
+
+Every error raised by the library (Python or native code) is a
+:class:`MaestroError`. Subclasses co-inherit a standard exception where the
+meaning fits, so ``except ValueError`` or ``except OSError`` still work.
+
+===================  ===============================  =========
+class                meaning                          CLI exit
+===================  ===============================  =========
+InputError           bad argument or malformed input  2
+ManifestError        malformed / non-canonical manif. 2
+NotFoundError        no such card / entry             2
+FileError            a file or folder cannot be read  2
+FileChangedError     a file changed while hashing     2
+VerificationError    a check failed (proof, sig ...)  1
+StorageError         the store is unusable            2
+InternalError        a bug (a caught Rust panic)      3
+===================  ===============================  =========
+
+Messages name the place (file, line, field or index) and the reason.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MaestroError",
+    "InputError",
+    "ManifestError",
+    "NotFoundError",
+    "FileError",
+    "FileChangedError",
+    "VerificationError",
+    "StorageError",
+    "InternalError",
+    "exit_code",
+]
+
+
+class MaestroError(Exception):
+    """Base of every maestro_core error."""
+
+
+class InputError(MaestroError, ValueError):
+    """An argument or an input document is malformed."""
+
+
+class ManifestError(InputError):
+    """A manifest is malformed, unsorted, duplicated or not canonical."""
+
+
+class NotFoundError(InputError, LookupError):
+    """A requested card, log entry or checkpoint does not exist."""
+
+
+class FileError(MaestroError, OSError):
+    """A file or folder cannot be read (missing, unreadable, symlink loop)."""
+
+
+class FileChangedError(FileError):
+    """A file changed while it was being hashed."""
+
+
+class VerificationError(MaestroError):
+    """A check failed: a digest, signature, proof or checkpoint does not verify."""
+
+
+class StorageError(MaestroError):
+    """The embedded store cannot be opened or is inconsistent."""
+
+
+class InternalError(MaestroError, RuntimeError):
+    """A bug inside maestro_core (for example a Rust panic that was caught)."""
+
+
+def exit_code(exc: BaseException) -> int:
+    """CLI exit code for an exception: 1 failed check, 2 bad input, 3 bug."""
+    if isinstance(exc, VerificationError):
+        return 1
+    if isinstance(exc, InternalError):
+        return 3
+    return 2

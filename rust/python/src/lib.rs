@@ -1,0 +1,36 @@
+//! `maestro_core._native`: the thin PyO3 layer over `maestro-engine`.
+//! Converts values, releases the GIL around heavy work, and maps every
+//! engine error to a `maestro_core.errors` exception (never a panic).
+use pyo3::prelude::*;
+
+mod errors;
+mod evidence;
+mod hash;
+mod merkle;
+mod store;
+
+#[pymodule(gil_used = false)]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", maestro_engine::VERSION)?;
+    m.add_function(wrap_pyfunction!(hash::hash_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(hash::hash_file, m)?)?;
+    m.add_function(wrap_pyfunction!(hash::hash_files, m)?)?;
+    m.add_class::<merkle::MerkleTree>()?;
+    m.add_function(wrap_pyfunction!(merkle::leaf_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::node_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::empty_root, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::verify_inclusion, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::verify_consistency, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::generate_key, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::public_key_of, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::parse_public_key, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::build_manifest, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::scan_directory, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::sign_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::open_manifest, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::compare_manifest, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::verify_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::parse_checkpoint, m)?)?;
+    m.add_class::<store::Store>()?;
+    Ok(())
+}
