@@ -1,0 +1,131 @@
+"""Type stubs of the native module ``maestro_core._native`` (Rust, PyO3).
+
+Every function converts engine errors to ``maestro_core.errors`` exceptions;
+heavy calls release the GIL.
+"""
+
+import os
+from typing import Any, Final, final
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: Final[str]
+
+_Bytes = bytes | bytearray | memoryview
+
+# ---------------------------------------------------------------- hashing
+def hash_bytes(data: _Bytes, algorithm: str = "blake3") -> bytes:
+    """Digest of ``data`` (32 bytes). ``algorithm``: ``"blake3"`` or ``"sha256"``."""
+
+def hash_file(path: str | os.PathLike[str], algorithm: str = "blake3") -> tuple[int, bytes]:
+    """``(size, digest)`` of one file, streamed; raises ``FileChangedError`` if it changes meanwhile."""
+
+def hash_files(
+    paths: list[str] | list[os.PathLike[str]], algorithm: str = "blake3"
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64]]:
+    """``(digests (n, 32) uint8, sizes (n,) uint64)``, parallel across files."""
+
+# ---------------------------------------------------------------- merkle
+@final
+class MerkleTree:
+    """An RFC 9162 Merkle tree kept in memory (every perfect subtree stored)."""
+
+    def __new__(cls, algorithm: str = "sha256") -> MerkleTree: ...
+    @staticmethod
+    def from_leaf_hashes(leaf_hashes: npt.NDArray[np.uint8], algorithm: str = "sha256") -> MerkleTree:
+        """From a C-contiguous ``(n, 32)`` uint8 array of leaf hashes ``H(0x00 || d)``."""
+    @staticmethod
+    def from_leaves(leaves: list[bytes], algorithm: str = "sha256") -> MerkleTree:
+        """From leaf data (each hashed as ``H(0x00 || d)``, in parallel)."""
+    @staticmethod
+    def from_leaf_rows(rows: npt.NDArray[np.uint8], algorithm: str = "sha256") -> MerkleTree:
+        """From fixed-width leaf data: the rows of a C-contiguous 2-D uint8 array."""
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    def __len__(self) -> int: ...
+    def append(self, data: bytes) -> int:
+        """Append leaf data; returns its index."""
+    def append_leaf_hash(self, leaf_hash: bytes) -> int:
+        """Append a leaf hash (32 bytes); returns its index."""
+    def root(self, size: int | None = None) -> bytes:
+        """Root of the first ``size`` leaves (default: all)."""
+    def leaf_hashes(self) -> npt.NDArray[np.uint8]:
+        """``(n, 32)`` uint8 array of the leaf hashes."""
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 §2.1.3.1 audit path of leaf ``index`` in the tree of ``size``."""
+    def inclusion_proofs(self, indices: npt.NDArray[np.uint64], size: int | None = None) -> list[list[bytes]]:
+        """Audit paths for many leaves at once (parallel)."""
+    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
+        """RFC 9162 §2.1.4.1 proof that the tree of ``new`` extends the tree of ``old``."""
+
+def leaf_hash(data: _Bytes, algorithm: str = "sha256") -> bytes: ...
+def node_hash(left: _Bytes, right: _Bytes, algorithm: str = "sha256") -> bytes: ...
+def empty_root(algorithm: str = "sha256") -> bytes: ...
+def verify_inclusion(
+    index: int, size: int, leaf_hash: _Bytes, proof: list[bytes], root: _Bytes, algorithm: str = "sha256"
+) -> None:
+    """Raises ``VerificationError`` (with the reason) unless the proof holds."""
+
+def verify_consistency(
+    size1: int, size2: int, root1: _Bytes, root2: _Bytes, proof: list[bytes], algorithm: str = "sha256"
+) -> None:
+    """Raises ``VerificationError`` (with the reason) unless the proof holds."""
+
+# ---------------------------------------------------------------- keys, manifests, checkpoints
+def generate_key(name: str) -> tuple[str, str, str]:
+    """``(private PKCS#8 PEM, public SPKI PEM, signed-note verifier key)``."""
+
+def public_key_of(private_pem: str) -> tuple[str, str, str, str]:
+    """``(name, public PEM, verifier key, key id)`` of a private key."""
+
+def parse_public_key(text: str) -> tuple[str | None, str, str]:
+    """``(name or None, public PEM, key id)`` from a PEM or a verifier key."""
+
+def build_manifest(
+    directory: str | os.PathLike[str], private_pem: str, algorithm: str = "blake3"
+) -> tuple[bytes, dict[str, Any]]:
+    """Hash a folder and sign its manifest: ``(DSSE envelope bytes, manifest info)``."""
+
+def scan_directory(directory: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """Regular files below ``directory``: ``(relative path, full path)`` sorted by path bytes."""
+
+def sign_entries(entries: list[tuple[str, int, bytes]], private_pem: str, algorithm: str = "blake3") -> bytes:
+    """Sign a manifest of sorted, unique ``(path, size, digest)`` entries."""
+
+def open_manifest(envelope: _Bytes, public_key: str | None = None) -> dict[str, Any]:
+    """Parse (and verify when ``public_key`` is given) a manifest envelope."""
+
+def compare_manifest(envelope: bytes, public_key: str, directory: str | os.PathLike[str]) -> list[tuple[str, str, str]]:
+    """Differences ``(kind, path, description)`` between a folder and a verified manifest."""
+
+def verify_checkpoint(text: str, public_key: str) -> tuple[str, int, bytes]:
+    """``(origin, size, root)`` of a checkpoint whose signature by ``public_key`` verifies."""
+
+def parse_checkpoint(text: str) -> tuple[str, int, bytes]:
+    """``(origin, size, root)`` without checking signatures."""
+
+# ---------------------------------------------------------------- store
+@final
+class Store:
+    """The SQLite store (WAL): append-only log, checkpoints and Decision Cards."""
+
+    def __new__(cls, home: str | os.PathLike[str]) -> Store: ...
+    @property
+    def path(self) -> str: ...
+    def log_size(self) -> int: ...
+    def log_append(self, kind: str, body: bytes) -> int: ...
+    def log_append_many(self, items: list[tuple[str, bytes]]) -> list[int]: ...
+    def log_entry(self, index: int) -> dict[str, Any]: ...
+    def log_find(self, leaf_hash: bytes) -> int | None: ...
+    def log_root(self, size: int | None = None) -> tuple[int, bytes]: ...
+    def log_inclusion(self, index: int, size: int) -> list[bytes]: ...
+    def log_consistency(self, old: int, new: int) -> list[bytes]: ...
+    def log_checkpoint(self, private_pem: str) -> str: ...
+    def checkpoints(self) -> list[tuple[int, str]]: ...
+    def log_verify(self) -> int: ...
+    def put_card(self, id: str, kind: str, subject: str, created: str, body: str, log_body: bytes) -> int: ...
+    def card(self, id: str) -> dict[str, Any]: ...
+    def cards(self, kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]: ...
