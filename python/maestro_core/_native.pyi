@@ -104,6 +104,9 @@ def compare_manifest(envelope: bytes, public_key: str, directory: str | os.PathL
 def verify_checkpoint(text: str, public_key: str) -> tuple[str, int, bytes]:
     """``(origin, size, root)`` of a checkpoint whose signature by ``public_key`` verifies."""
 
+def open_note(text: str, public_key: str) -> str:
+    """Verify a C2SP signed note (PEM keys need the name in a ``# name:`` line) and return its text."""
+
 def parse_checkpoint(text: str) -> tuple[str, int, bytes]:
     """``(origin, size, root)`` without checking signatures."""
 

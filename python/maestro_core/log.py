@@ -30,6 +30,7 @@ __all__ = [
     "manifest_entry",
     "read_checkpoint",
     "verify_checkpoint",
+    "open_note",
 ]
 
 ALGORITHM = "sha256"
@@ -53,6 +54,11 @@ def verify_checkpoint(text: str, key: PublicKey | str) -> Checkpoint:
     k = key.pem if isinstance(key, PublicKey) else key
     origin, size, root = _native.verify_checkpoint(text, k)
     return Checkpoint(origin, size, root, text)
+
+
+def open_note(text: str, key: PublicKey | str) -> str:
+    """Verify a C2SP signed note by ``key`` and return the signed text."""
+    return _native.open_note(text, key.pem if isinstance(key, PublicKey) else key)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> str:

@@ -49,7 +49,12 @@ fn bad(line: usize, reason: impl Into<String>) -> NoteError {
 impl Checkpoint {
     /// The note text that is signed.
     pub fn body(&self) -> String {
-        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        );
         for e in &self.extensions {
             s.push_str(e);
             s.push('\n');
@@ -65,64 +70,28 @@ impl Checkpoint {
                 key.name, self.origin
             )));
         }
-        let body = self.body();
-        let mut blob = note_key_id(&key.name, key.signing.verifying_key().as_bytes())
-            .to_be_bytes()
-            .to_vec();
-        blob.extend_from_slice(&key.sign(body.as_bytes()));
-        Ok(format!("{body}\n{DASH}{} {}\n", key.name, B64.encode(blob)))
+        sign_note(&self.body(), key)
     }
 
     /// Parse a signed checkpoint and verify its signature by `key`.
-    /// A key without a name (plain PEM) takes the checkpoint origin as name.
+    /// A key without a name (plain PEM) takes the checkpoint origin as name;
+    /// a named key must be named like the origin.
     pub fn verify(text: &str, key: &PublicKey) -> Result<Checkpoint> {
-        let (body, sigs) = text
-            .split_once("\n\n")
-            .ok_or_else(|| bad(0, "no blank line between the note text and its signatures"))?;
-        let body = format!("{body}\n");
+        let (body, _) = split_note(text)?;
         let cp = Self::parse_body(&body)?;
-        let name = key.name.clone().unwrap_or_else(|| cp.origin.clone());
-        if name != cp.origin {
-            return Err(bad(
-                1,
-                format!("origin {:?} does not match the log key name {name:?}", cp.origin),
-            ));
+        if let Some(name) = &key.name {
+            if *name != cp.origin {
+                return Err(bad(
+                    1,
+                    format!(
+                        "origin {:?} does not match the log key name {name:?}",
+                        cp.origin
+                    ),
+                ));
+            }
         }
-        let want_id = note_key_id(&name, key.key.as_bytes());
-        let body_lines = body.lines().count();
-        let mut found_any = false;
-        for (i, line) in sigs.lines().enumerate() {
-            let lineno = body_lines + 2 + i;
-            if line.is_empty() {
-                continue;
-            }
-            let rest = line
-                .strip_prefix(DASH)
-                .ok_or_else(|| bad(lineno, "signature line must start with an em dash and a space"))?;
-            let (sname, b64) = rest
-                .split_once(' ')
-                .ok_or_else(|| bad(lineno, "signature line needs a key name and a signature"))?;
-            let blob = B64
-                .decode(b64)
-                .map_err(|e| bad(lineno, format!("signature base64: {e}")))?;
-            if blob.len() < 5 {
-                return Err(bad(lineno, "signature is too short"));
-            }
-            found_any = true;
-            let id = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]);
-            if sname != name || id != want_id {
-                continue; // a signature by another key (witness, mirror)
-            }
-            return key
-                .verify(body.as_bytes(), &blob[4..])
-                .map(|_| cp)
-                .map_err(|e| NoteError::Signature(e.to_string()));
-        }
-        Err(NoteError::Signature(if found_any {
-            format!("no signature by key {name:?} on this checkpoint")
-        } else {
-            "the checkpoint carries no signature".into()
-        }))
+        open_note(text, key, &cp.origin)?;
+        Ok(cp)
     }
 
     /// Parse the note text (unsigned).
@@ -130,9 +99,16 @@ impl Checkpoint {
         if body.chars().any(|c| c.is_control() && c != '\n') {
             return Err(bad(0, "control characters are not allowed in a note"));
         }
-        let lines: Vec<&str> = body.strip_suffix('\n').unwrap_or(body).split('\n').collect();
+        let lines: Vec<&str> = body
+            .strip_suffix('\n')
+            .unwrap_or(body)
+            .split('\n')
+            .collect();
         if lines.len() < 3 {
-            return Err(bad(lines.len() + 1, "a checkpoint needs origin, size and root lines"));
+            return Err(bad(
+                lines.len() + 1,
+                "a checkpoint needs origin, size and root lines",
+            ));
         }
         let origin = lines[0];
         if origin.is_empty() {
@@ -147,7 +123,10 @@ impl Checkpoint {
             || !size_s.bytes().all(|b| b.is_ascii_digit())
             || (size_s.len() > 1 && size_s.starts_with('0'))
         {
-            return Err(bad(2, format!("tree size {size_s:?} is not a decimal number")));
+            return Err(bad(
+                2,
+                format!("tree size {size_s:?} is not a decimal number"),
+            ));
         }
         let size: u64 = size_s
             .parse()
@@ -155,10 +134,12 @@ impl Checkpoint {
         let root_v = B64
             .decode(lines[2])
             .map_err(|e| bad(3, format!("root hash base64: {e}")))?;
-        let root: Digest = root_v
-            .as_slice()
-            .try_into()
-            .map_err(|_| bad(3, format!("root hash has {} bytes, expected 32", root_v.len())))?;
+        let root: Digest = root_v.as_slice().try_into().map_err(|_| {
+            bad(
+                3,
+                format!("root hash has {} bytes, expected 32", root_v.len()),
+            )
+        })?;
         let extensions: Vec<String> = lines[3..].iter().map(|s| s.to_string()).collect();
         if let Some(i) = extensions.iter().position(|e| e.is_empty()) {
             return Err(bad(4 + i, "empty extension line"));
@@ -172,9 +153,103 @@ impl Checkpoint {
     }
 }
 
+/// Split a signed note into its text (with the final newline) and the
+/// signature block.
+fn split_note(text: &str) -> Result<(String, &str)> {
+    let (body, sigs) = text
+        .split_once("\n\n")
+        .ok_or_else(|| bad(0, "no blank line between the note text and its signatures"))?;
+    Ok((format!("{body}\n"), sigs))
+}
+
+/// Sign `text` (which must end in a newline) as a C2SP signed note.
+pub fn sign_note(text: &str, key: &KeyPair) -> Result<String> {
+    if !text.ends_with('\n') || text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(bad(
+            0,
+            "note text must end in a newline and hold no control characters",
+        ));
+    }
+    let mut blob = note_key_id(&key.name, key.signing.verifying_key().as_bytes())
+        .to_be_bytes()
+        .to_vec();
+    blob.extend_from_slice(&key.sign(text.as_bytes()));
+    Ok(format!("{text}\n{DASH}{} {}\n", key.name, B64.encode(blob)))
+}
+
+/// Verify a C2SP signed note by `key` (named `default_name` when the key
+/// carries no name) and return its text. Signatures by other keys are
+/// ignored; a failing signature by this key rejects the note.
+pub fn open_note(text: &str, key: &PublicKey, default_name: &str) -> Result<String> {
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(bad(0, "control characters are not allowed in a note"));
+    }
+    let (body, sigs) = split_note(text)?;
+    let name = key.name.clone().unwrap_or_else(|| default_name.to_string());
+    let want_id = note_key_id(&name, key.key.as_bytes());
+    let body_lines = body.lines().count();
+    let mut found_any = false;
+    for (i, line) in sigs.lines().enumerate() {
+        let lineno = body_lines + 2 + i;
+        let rest = line.strip_prefix(DASH).ok_or_else(|| {
+            bad(
+                lineno,
+                "signature line must start with an em dash and a space",
+            )
+        })?;
+        let (sname, b64) = rest
+            .split_once(' ')
+            .ok_or_else(|| bad(lineno, "signature line needs a key name and a signature"))?;
+        let blob = B64
+            .decode(b64)
+            .map_err(|e| bad(lineno, format!("signature base64: {e}")))?;
+        if blob.len() < 5 {
+            return Err(bad(lineno, "signature is too short"));
+        }
+        found_any = true;
+        let id = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]);
+        if sname != name || id != want_id {
+            continue; // a signature by another key (witness, mirror)
+        }
+        return key
+            .verify(body.as_bytes(), &blob[4..])
+            .map(|_| body.clone())
+            .map_err(|e| NoteError::Signature(e.to_string()));
+    }
+    Err(NoteError::Signature(if found_any {
+        format!("no signature by key {name:?} on this note")
+    } else {
+        "the note carries no signature".into()
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Known-answer test from golang.org/x/mod/sumdb/note (Ed25519 is
+    /// deterministic, so signing must reproduce the published note exactly).
+    #[test]
+    fn go_sumdb_note_vector() {
+        let vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+        let text = "If you think cryptography is the answer to your problem,\n\
+                    then you don't know what your problem is.\n";
+        let note = format!(
+            "{text}\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+        );
+        let pk = PublicKey::parse(vkey, "vkey").unwrap();
+        assert_eq!(open_note(&note, &pk, "").unwrap(), text);
+        assert!(open_note(&note.replace("cryptography", "cryptographY"), &pk, "").is_err());
+        let seed = B64
+            .decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")
+            .unwrap();
+        let signing = ed25519_dalek::SigningKey::from_bytes(&seed[1..].try_into().unwrap());
+        let kp = KeyPair {
+            name: "PeterNeumann".into(),
+            signing,
+        };
+        assert_eq!(sign_note(text, &kp).unwrap(), note);
+    }
 
     #[test]
     fn sign_verify_tamper() {

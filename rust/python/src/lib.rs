@@ -31,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evidence::compare_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(evidence::verify_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(evidence::parse_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence::open_note, m)?)?;
     m.add_class::<store::Store>()?;
     Ok(())
 }
