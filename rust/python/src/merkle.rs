@@ -24,6 +24,35 @@ fn bytes_list<'py>(py: Python<'py>, v: &[Digest]) -> Vec<Bound<'py, PyBytes>> {
     v.iter().map(|d| PyBytes::new(py, d)).collect()
 }
 
+/// A 2-D uint8 numpy array, or an `InputError` naming what was given.
+fn u8_matrix<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<PyReadonlyArray2<'py, u8>> {
+    obj.extract::<PyReadonlyArray2<'py, u8>>().map_err(|_| {
+        let got = match (obj.getattr("dtype"), obj.getattr("shape")) {
+            (Ok(d), Ok(s)) => format!("a {d} array of shape {s}"),
+            _ => obj
+                .get_type()
+                .name()
+                .map(|n| format!("a {n}"))
+                .unwrap_or_else(|_| "another object".into()),
+        };
+        InputError::new_err(format!(
+            "{what}: expected a 2-D numpy uint8 array, got {got}"
+        ))
+    })
+}
+
+/// The bytes of a C-contiguous array. `as_slice` alone also accepts
+/// Fortran order, whose bytes are not in row order.
+fn c_slice<'a>(a: &'a PyReadonlyArray2<'_, u8>, what: &str) -> PyResult<&'a [u8]> {
+    if !a.is_c_contiguous() {
+        return Err(InputError::new_err(format!(
+            "{what}: array is not C-contiguous (use numpy.ascontiguousarray)"
+        )));
+    }
+    a.as_slice()
+        .map_err(|_| InputError::new_err(format!("{what}: array is not C-contiguous")))
+}
+
 /// Copy a C-contiguous `(n, 32)` uint8 array into digests.
 fn digests_from_array(a: &PyReadonlyArray2<'_, u8>) -> PyResult<Vec<Digest>> {
     let shape = a.shape();
@@ -33,9 +62,7 @@ fn digests_from_array(a: &PyReadonlyArray2<'_, u8>) -> PyResult<Vec<Digest>> {
             shape[0], shape[1]
         )));
     }
-    let flat = a.as_slice().map_err(|_| {
-        InputError::new_err("leaf hashes: array is not C-contiguous (use numpy.ascontiguousarray)")
-    })?;
+    let flat = c_slice(a, "leaf hashes")?;
     Ok(flat
         .chunks_exact(32)
         .map(|c| {
@@ -78,11 +105,11 @@ impl MerkleTree {
     #[pyo3(signature = (leaf_hashes, algorithm = "sha256"))]
     fn from_leaf_hashes(
         py: Python<'_>,
-        leaf_hashes: PyReadonlyArray2<'_, u8>,
+        leaf_hashes: &Bound<'_, PyAny>,
         algorithm: &str,
     ) -> PyResult<Self> {
         let a = alg(algorithm)?;
-        let leaves = digests_from_array(&leaf_hashes)?;
+        let leaves = digests_from_array(&u8_matrix(leaf_hashes, "leaf hashes")?)?;
         let t = run(py, || Ok(Tree::from_leaf_hashes(a, leaves)))?;
         Ok(MerkleTree {
             inner: Mutex::new(t),
@@ -104,16 +131,11 @@ impl MerkleTree {
     /// Leaves given as the rows of a 2-D uint8 array (fixed-width data).
     #[staticmethod]
     #[pyo3(signature = (rows, algorithm = "sha256"))]
-    fn from_leaf_rows(
-        py: Python<'_>,
-        rows: PyReadonlyArray2<'_, u8>,
-        algorithm: &str,
-    ) -> PyResult<Self> {
+    fn from_leaf_rows(py: Python<'_>, rows: &Bound<'_, PyAny>, algorithm: &str) -> PyResult<Self> {
         let a = alg(algorithm)?;
+        let rows = u8_matrix(rows, "leaf rows")?;
         let w = rows.shape()[1];
-        let flat = rows
-            .as_slice()
-            .map_err(|_| InputError::new_err("leaf rows: array is not C-contiguous"))?;
+        let flat = c_slice(&rows, "leaf rows")?;
         let t = if w == 0 {
             let n = rows.shape()[0];
             let empty: Vec<&[u8]> = vec![&[]; n];
