@@ -421,7 +421,7 @@ fn row_card(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
 
 /// Append inside an open transaction: entry rows plus completed nodes.
 fn append_in(tx: &Connection, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
-    let mut n: u64 = tx.query_row(
+    let start: u64 = tx.query_row(
         "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries",
         [],
         |r| r.get::<_, i64>(0),
@@ -435,7 +435,7 @@ fn append_in(tx: &Connection, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
         tx.prepare_cached("SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2")?;
     let ts = now();
     let mut out = Vec::with_capacity(items.len());
-    for (kind, body) in items {
+    for (n, (kind, body)) in (start..).zip(items) {
         if kind.is_empty() {
             return Err(StoreError::Invalid("log entry kind is empty".into()));
         }
@@ -451,7 +451,6 @@ fn append_in(tx: &Connection, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
             ins_n.execute(params![level, i as i64, h.as_slice()])?;
         }
         out.push(n);
-        n += 1;
     }
     Ok(out)
 }
