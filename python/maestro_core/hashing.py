@@ -27,8 +27,8 @@ StrPath = str | os.PathLike[str]
 
 
 def hash_bytes(data: bytes | bytearray | memoryview, algorithm: str = "blake3") -> bytes:
-    """Digest (32 bytes) of ``data``."""
-    return _native.hash_bytes(data, algorithm)
+    """Digest (32 bytes) of ``data`` (``bytearray``/``memoryview`` are copied once)."""
+    return _native.hash_bytes(data if isinstance(data, bytes) else bytes(data), algorithm)
 
 
 def hash_file(path: StrPath, algorithm: str = "blake3") -> bytes:

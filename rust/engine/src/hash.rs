@@ -140,6 +140,13 @@ fn stamp(meta: &std::fs::Metadata) -> (u64, Option<SystemTime>) {
 
 /// Hash one file. Follows symlinks; refuses directories and special files.
 pub fn hash_file(path: &Path, alg: Algorithm) -> Result<FileDigest, HashError> {
+    // Refuse special files before opening: opening a FIFO for reading
+    // blocks until a writer appears.
+    if !std::fs::metadata(path).map_err(io_err(path))?.is_file() {
+        return Err(HashError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
     let mut file = File::open(path).map_err(io_err(path))?;
     let before = file.metadata().map_err(io_err(path))?;
     if !before.is_file() {
