@@ -66,9 +66,15 @@ impl KeyPair {
 
     /// PKCS#8 PEM of the private key; the name travels in a comment line
     /// before the PEM block (`# name: <name>`), which PEM parsers skip.
+    /// Written as PKCS#8 v1 (RFC 8410 without the optional public key):
+    /// the v2 form that `SigningKey::to_pkcs8_pem` emits is refused by
+    /// OpenSSL 3.0 and by Python's `cryptography`.
     pub fn to_pem(&self) -> Result<String> {
-        let pem = self
-            .signing
+        let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.signing.to_bytes(),
+            public_key: None,
+        };
+        let pem = v1
             .to_pkcs8_pem(Default::default())
             .map_err(|e| bad_key("private key", e))?;
         Ok(format!("# name: {}\n{}", self.name, pem.as_str()))
