@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::errors::{err, guard, run};
-use crate::hash::alg;
+use crate::hash::{alg, path_arg};
 
 /// Returns `(private PEM, public PEM, signed-note verifier key)`.
 #[pyfunction]
@@ -68,10 +68,11 @@ fn manifest_dict<'py>(py: Python<'py>, m: &Manifest) -> PyResult<Bound<'py, PyDi
 #[pyo3(signature = (directory, private_pem, algorithm = "blake3"))]
 pub fn build_manifest<'py>(
     py: Python<'py>,
-    directory: PathBuf,
+    directory: &Bound<'py, PyAny>,
     private_pem: &str,
     algorithm: &str,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
+    let directory = path_arg(directory)?;
     let a = alg(algorithm)?;
     let key = KeyPair::from_pem(private_pem, "private key").map_err(err)?;
     let (env, m) = run(py, || {
@@ -129,8 +130,9 @@ pub fn compare_manifest(
     py: Python<'_>,
     envelope: Vec<u8>,
     public_key: &str,
-    directory: PathBuf,
+    directory: &Bound<'_, PyAny>,
 ) -> PyResult<Vec<(String, String, String)>> {
+    let directory = path_arg(directory)?;
     let pk = PublicKey::parse(public_key, "public key").map_err(err)?;
     let m = Manifest::open(&envelope, &pk).map_err(err)?;
     let diffs = run(py, || Ok(manifest::compare(&m, &directory)?))?;
@@ -181,7 +183,11 @@ pub fn parse_checkpoint<'py>(
 /// Every regular file under `directory` (symlinks followed, loops refused):
 /// `(relative path, full path)` sorted by relative-path bytes.
 #[pyfunction]
-pub fn scan_directory(py: Python<'_>, directory: PathBuf) -> PyResult<Vec<(String, PathBuf)>> {
+pub fn scan_directory(
+    py: Python<'_>,
+    directory: &Bound<'_, PyAny>,
+) -> PyResult<Vec<(String, PathBuf)>> {
+    let directory = path_arg(directory)?;
     run(py, || {
         let files = manifest::scan_dir(&directory)?;
         for (rel, full) in &files {

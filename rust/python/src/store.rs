@@ -51,7 +51,8 @@ impl Store {
 #[pymethods]
 impl Store {
     #[new]
-    fn new(py: Python<'_>, home: PathBuf) -> PyResult<Self> {
+    fn new(py: Python<'_>, home: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let home = crate::hash::path_arg(home)?;
         let s = run(py, || Ok(store::Store::open(&home)?))?;
         Ok(Store {
             inner: Mutex::new(s),
