@@ -116,8 +116,16 @@ class Ctx:
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory: pytest.TempPathFactory) -> Ctx:
-    return Ctx(tmp_path_factory.mktemp("robust"))
+def ctx(tmp_path_factory: pytest.TempPathFactory):
+    """Valid values; the working directory is a temporary folder, since some
+    malformed paths ("", b"\\xff") are relative and stores get created there."""
+    tmp = tmp_path_factory.mktemp("robust")
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        yield Ctx(tmp)
+    finally:
+        os.chdir(cwd)
 
 
 # ------------------------------------------------------------------ malformed values per argument kind
