@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -31,6 +32,21 @@ Metric = float | int | str | bool | None
 def canonical_json(obj: Any) -> bytes:
     """RFC 8785-style canonical JSON (sorted keys, no spaces, UTF-8)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", re.IGNORECASE)
+_FORMATS = jsonschema.FormatChecker()
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    """RFC 3339 date-time; jsonschema checks it only when rfc3339-validator is installed."""
+    if not isinstance(value, str):
+        return True
+    if not _DATE_TIME.fullmatch(value):
+        return False
+    _dt.datetime.fromisoformat(value[:19])  # month, day, hour ... in range
+    return True
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +96,7 @@ class DecisionCard:
     def validate(self) -> None:
         """Raise :class:`InputError` naming the field when invalid."""
         try:
-            jsonschema.validate(self.body(), schema(), format_checker=jsonschema.FormatChecker())
+            jsonschema.validate(self.body(), schema(), format_checker=_FORMATS)
         except jsonschema.ValidationError as e:
             where = "/".join(str(p) for p in e.absolute_path) or "(card)"
             raise InputError(f"decision card field {where}: {e.message}") from None

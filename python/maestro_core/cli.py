@@ -67,7 +67,7 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
         args,
         f"generated Ed25519 key {kp.name!r} (key id {kp.key_id[:16]})\n"
         + "\n".join(f"  {k:5} {p}" for k, p in paths.items()),
-        {"name": kp.name, "key_id": kp.key_id, "vkey": kp.vkey, **{k: str(p) for k, p in paths.items()}},
+        {"name": kp.name, "key_id": kp.key_id, "vkey": kp.vkey, "files": {k: str(p) for k, p in paths.items()}},
     )
     return 0
 
@@ -149,6 +149,8 @@ def cmd_log_append(args: argparse.Namespace) -> int:
     data = Path(args.file).read_bytes() if Path(args.file).is_file() else None
     if data is None:
         raise InputError(f"{args.file}: not a readable file")
+    if args.kind == "evidence.manifest":
+        evidence.read_manifest(args.file)  # refuse to log what is not a manifest
     idx = log.append_manifest(data) if args.kind == "evidence.manifest" else log.append(args.kind, data)
     _out(args, f"appended entry {idx} (log size {log.size})", {"index": idx, "size": log.size})
     return 0
