@@ -1,9 +1,10 @@
 //! Content hashing: BLAKE3 (default) and SHA-256.
 //!
 //! * BLAKE3 uses the `blake3` crate; large inputs are hashed with its rayon
-//!   tree-parallel `update_rayon`, and large files through memory maps taken
-//!   one fixed window at a time, so peak RSS stays bounded by the window size
-//!   whatever the file size (a whole-file map would count every touched page).
+//!   tree-parallel `update_rayon`, and large files are read one fixed window
+//!   at a time into a buffer, so peak RSS stays bounded by the window size
+//!   whatever the file size. (Not memory maps: a file truncated under a map
+//!   raises SIGBUS, which kills the whole process.)
 //! * SHA-256 uses `sha2` (SHA-NI / assembly when the CPU has them), streamed
 //!   through a fixed buffer.
 //! * Many files are hashed in parallel across files with rayon.
@@ -26,11 +27,11 @@ use sha2::Digest as _;
 /// A 32-byte digest (both supported algorithms produce 32 bytes).
 pub type Digest = [u8; 32];
 
-/// Files at least this large are hashed through windowed memory maps.
-const MMAP_THRESHOLD: u64 = 1 << 20;
-/// Size of one memory-map window (a multiple of the page size and of
-/// BLAKE3's chunk size, so window boundaries never break parallelism).
-const MMAP_WINDOW: u64 = 64 << 20;
+/// BLAKE3 files at least this large are read in windows hashed with rayon.
+const WINDOW_THRESHOLD: u64 = 1 << 20;
+/// Size of one read window (a power of two, so window boundaries fall on
+/// BLAKE3 subtree boundaries and never break parallelism).
+const WINDOW: u64 = 16 << 20;
 /// Inputs at least this large use BLAKE3's rayon tree hashing.
 const RAYON_THRESHOLD: usize = 128 << 10;
 /// Streaming buffer for SHA-256 and small files.
@@ -156,7 +157,9 @@ pub fn hash_file(path: &Path, alg: Algorithm) -> Result<FileDigest, HashError> {
     }
     let size = before.len();
     let (digest, read) = match alg {
-        Algorithm::Blake3 if size >= MMAP_THRESHOLD => (blake3_windows(&file, size, path)?, size),
+        Algorithm::Blake3 if size >= WINDOW_THRESHOLD => {
+            (blake3_windows(&mut file, size, path)?, size)
+        }
         _ => stream(&mut file, alg, path)?,
     };
     let after = std::fs::metadata(path).map_err(io_err(path))?;
@@ -197,37 +200,34 @@ fn stream(file: &mut File, alg: Algorithm, path: &Path) -> Result<(Digest, u64),
     Ok((d, total))
 }
 
-/// BLAKE3 over consecutive memory-map windows, each hashed with rayon.
-fn blake3_windows(file: &File, size: u64, path: &Path) -> Result<Digest, HashError> {
+/// BLAKE3 over consecutive windows read into one buffer, each hashed with
+/// rayon. A file that shrinks under us gives a short read, reported as
+/// [`HashError::Changed`]; growth is caught by the caller's metadata check.
+fn blake3_windows(file: &mut File, size: u64, path: &Path) -> Result<Digest, HashError> {
     let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; size.min(WINDOW) as usize];
     let mut off = 0u64;
     while off < size {
-        let len = (size - off).min(MMAP_WINDOW);
-        // SAFETY: the map is read-only and dropped before the next window.
-        // A concurrent writer could change the bytes under us; that is the
-        // documented race of every mmap hasher, and it is detected after
-        // the fact by the metadata comparison in `hash_file` (size/mtime).
-        // Truncation under the map would raise SIGBUS, so we re-check the
-        // length right before mapping each window.
-        let cur = file.metadata().map_err(io_err(path))?.len();
-        if cur < off + len {
-            return Err(HashError::Changed {
-                path: path.to_path_buf(),
-                detail: format!("size {size} before, {cur} during hashing"),
-            });
+        let len = (size - off).min(WINDOW) as usize;
+        let mut got = 0;
+        while got < len {
+            match file.read(&mut buf[got..len]) {
+                Ok(0) => {
+                    return Err(HashError::Changed {
+                        path: path.to_path_buf(),
+                        detail: format!(
+                            "size {size} before, only {} bytes readable",
+                            off + got as u64
+                        ),
+                    })
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(path)(e)),
+            }
         }
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .offset(off)
-                .len(len as usize)
-                .map(file)
-        }
-        .map_err(io_err(path))?;
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        h.update_rayon(&map);
-        drop(map);
-        off += len;
+        h.update_rayon(&buf[..len]);
+        off += len as u64;
     }
     Ok(*h.finalize().as_bytes())
 }
