@@ -445,22 +445,33 @@ def test_bad_entries_inside_the_folder(tmp_path: Path, release: Path, keypair: k
     elif bad == "fifo":
         os.mkfifo(target)
     else:
-        # root reads through permission bits; a 000 file is only unreadable
-        # for other users, so as root fall back to a FIFO-less case that no
-        # one can read: a directory entry that vanished (dangling link).
-        target.write_bytes(b"secret")
-        target.chmod(0)
+        # Root reads through permission bits, so a mode-000 file is only
+        # unreadable for other users; as root use a file no one can read:
+        # /proc/self/mem fails with EIO at offset 0.
         if os.geteuid() == 0:
-            target.unlink()
-            target.symlink_to(tmp_path / "vanished")
+            target.symlink_to("/proc/self/mem")
+        else:
+            target.write_bytes(b"secret")
+            target.chmod(0)
     with pytest.raises(FileError) as ei:
         evidence.build(release, keypair)
     assert "bad-entry" in str(ei.value), str(ei.value)
-    with pytest.raises(FileError) as ei:
+    # verify names it too: the walk refuses it, or (readable as a directory
+    # entry but not as data) it is reported as a file not in the manifest
+    with pytest.raises(FileError if bad != "unreadable" else (FileError, VerificationError)) as ei:
         evidence.verify(mp, release, keypair.public)
     assert "bad-entry" in str(ei.value)
     if bad.endswith("loop"):
         assert "loop" in str(ei.value)
+
+
+def test_non_utf8_file_name(tmp_path: Path, release: Path, keypair: keys.KeyPair) -> None:
+    bad = os.fsencode(release / "docs") + b"/caf\xe9.txt"
+    with open(bad, "wb") as f:
+        f.write(b"latin-1 name")
+    with pytest.raises(FileError, match="UTF-8") as ei:
+        evidence.build(release, keypair)
+    assert "docs/caf" in str(ei.value)
 
 
 def test_cli_writes_no_partial_manifest(tmp_path: Path, release: Path, keypair: keys.KeyPair) -> None:
