@@ -5,7 +5,8 @@ heavy calls release the GIL.
 """
 
 import os
-from typing import Any, Final, final
+from collections.abc import Iterable
+from typing import Any, Final, Literal, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -36,8 +37,12 @@ class MerkleTree:
     def from_leaf_hashes(leaf_hashes: npt.NDArray[np.uint8], algorithm: str = "sha256") -> MerkleTree:
         """From a C-contiguous ``(n, 32)`` uint8 array of leaf hashes ``H(0x00 || d)``."""
     @staticmethod
-    def from_leaves(leaves: list[bytes], algorithm: str = "sha256") -> MerkleTree:
-        """From leaf data (each hashed as ``H(0x00 || d)``, in parallel)."""
+    def from_leaves(leaves: Iterable[_Bytes], algorithm: str = "sha256") -> MerkleTree:
+        """From leaf data (each hashed as ``H(0x00 || d)``, in parallel).
+
+        ``bytes`` items are read in place, not copied; if any item is another
+        bytes-like object (whose contents could change), every item is copied.
+        """
     @staticmethod
     def from_leaf_rows(rows: npt.NDArray[np.uint8], algorithm: str = "sha256") -> MerkleTree:
         """From fixed-width leaf data: the rows of a C-contiguous 2-D uint8 array."""
@@ -56,8 +61,20 @@ class MerkleTree:
         """``(n, 32)`` uint8 array of the leaf hashes."""
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """RFC 9162 §2.1.3.1 audit path of leaf ``index`` in the tree of ``size``."""
-    def inclusion_proofs(self, indices: npt.NDArray[np.uint64], size: int | None = None) -> list[list[bytes]]:
-        """Audit paths for many leaves at once (parallel)."""
+    @overload
+    def inclusion_proofs(
+        self, indices: npt.NDArray[np.uint64], size: int | None = None, *, as_array: Literal[False] = False
+    ) -> list[list[bytes]]:
+        """Audit paths for many leaves at once (parallel, GIL released).
+
+        A list of proofs, or with ``as_array=True`` ``(hashes, offsets)``: an
+        ``(m, 32)`` uint8 array of every proof back to back and ``(k + 1,)``
+        uint64 offsets, proof ``i`` being ``hashes[offsets[i]:offsets[i + 1]]``.
+        """
+    @overload
+    def inclusion_proofs(
+        self, indices: npt.NDArray[np.uint64], size: int | None = None, *, as_array: Literal[True]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64]]: ...
     def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
         """RFC 9162 §2.1.4.1 proof that the tree of ``new`` extends the tree of ``old``."""
 

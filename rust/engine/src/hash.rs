@@ -14,15 +14,19 @@
 //! the result is refused with [`HashError::Changed`] instead of a digest of
 //! a state that never existed.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::SystemTime;
 
 use rayon::prelude::*;
 use sha2::Digest as _;
+
+mod sha256x;
 
 /// A 32-byte digest (both supported algorithms produce 32 bytes).
 pub type Digest = [u8; 32];
@@ -91,6 +95,57 @@ impl Algorithm {
         }
     }
 
+    /// `out[i] = H(prefix ‖ data[i])` for every `i < out.len()`, on this
+    /// thread. SHA-256 runs several short messages in lockstep on CPUs with
+    /// the SHA extensions (see `hash/sha256x.rs`).
+    pub fn hash_prefixed_many<D: AsRef<[u8]>>(self, prefix: u8, data: &[D], out: &mut [Digest]) {
+        self.hash_prefixed_into(prefix, data, as_uninit(out));
+    }
+
+    /// `out[i] = H(prefix ‖ pairs[2i] ‖ pairs[2i+1])` for every
+    /// `i < out.len()`, on this thread (Merkle interior nodes).
+    pub fn hash_pairs(self, prefix: u8, pairs: &[Digest], out: &mut [Digest]) {
+        self.hash_pairs_into(prefix, pairs, as_uninit(out));
+    }
+
+    /// [`Self::hash_prefixed_many`] into uninitialized slots; writes every
+    /// slot of `out`.
+    pub(crate) fn hash_prefixed_into<D: AsRef<[u8]>>(
+        self,
+        prefix: u8,
+        data: &[D],
+        out: &mut [MaybeUninit<Digest>],
+    ) {
+        assert!(data.len() >= out.len(), "fewer inputs than outputs");
+        match self {
+            Algorithm::Sha256 => sha256x::prefixed(prefix, data, out),
+            Algorithm::Blake3 => {
+                for (o, d) in out.iter_mut().zip(data) {
+                    o.write(self.hash_parts(&[&[prefix], d.as_ref()]));
+                }
+            }
+        }
+    }
+
+    /// [`Self::hash_pairs`] into uninitialized slots; writes every slot of
+    /// `out`.
+    pub(crate) fn hash_pairs_into(
+        self,
+        prefix: u8,
+        pairs: &[Digest],
+        out: &mut [MaybeUninit<Digest>],
+    ) {
+        assert!(pairs.len() >= 2 * out.len(), "fewer pairs than outputs");
+        match self {
+            Algorithm::Sha256 => sha256x::pairs(prefix, pairs, out),
+            Algorithm::Blake3 => {
+                for (o, lr) in out.iter_mut().zip(pairs.chunks_exact(2)) {
+                    o.write(self.hash_parts(&[&[prefix], &lr[0], &lr[1]]));
+                }
+            }
+        }
+    }
+
     /// Hash one buffer (BLAKE3 goes multi-threaded on large buffers).
     pub fn hash(self, data: &[u8]) -> Digest {
         match self {
@@ -102,6 +157,13 @@ impl Algorithm {
             _ => self.hash_parts(&[data]),
         }
     }
+}
+
+/// View initialized digests as slots to overwrite.
+fn as_uninit(out: &mut [Digest]) -> &mut [MaybeUninit<Digest>] {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and the callers only
+    // ever write initialized digests into the slots, so `out` stays valid.
+    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) }
 }
 
 impl fmt::Display for Algorithm {
@@ -172,32 +234,44 @@ pub fn hash_file(path: &Path, alg: Algorithm) -> Result<FileDigest, HashError> {
     Ok(FileDigest { size, digest })
 }
 
+thread_local! {
+    /// One read buffer per thread, reused across files: allocating and
+    /// zeroing a fresh 1 MiB buffer per file cost more than hashing a
+    /// 100 KiB file.
+    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Stream the file through a fixed buffer; returns the digest and bytes read.
 fn stream(file: &mut File, alg: Algorithm, path: &Path) -> Result<(Digest, u64), HashError> {
-    let mut buf = vec![0u8; READ_BUF];
-    let mut total = 0u64;
-    let mut b3 = blake3::Hasher::new();
-    let mut s2 = sha2::Sha256::new();
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err(path)(e)),
-        };
-        total += n as u64;
-        match alg {
-            Algorithm::Blake3 => {
-                b3.update(&buf[..n]);
-            }
-            Algorithm::Sha256 => s2.update(&buf[..n]),
+    READ_BUFFER.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < READ_BUF {
+            buf.resize(READ_BUF, 0);
         }
-    }
-    let d = match alg {
-        Algorithm::Blake3 => *b3.finalize().as_bytes(),
-        Algorithm::Sha256 => s2.finalize().into(),
-    };
-    Ok((d, total))
+        let mut total = 0u64;
+        let mut b3 = blake3::Hasher::new();
+        let mut s2 = sha2::Sha256::new();
+        loop {
+            let n = match file.read(&mut buf[..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(path)(e)),
+            };
+            total += n as u64;
+            match alg {
+                Algorithm::Blake3 => {
+                    b3.update(&buf[..n]);
+                }
+                Algorithm::Sha256 => s2.update(&buf[..n]),
+            }
+        }
+        let d = match alg {
+            Algorithm::Blake3 => *b3.finalize().as_bytes(),
+            Algorithm::Sha256 => s2.finalize().into(),
+        };
+        Ok((d, total))
+    })
 }
 
 /// BLAKE3 over consecutive windows read into one buffer, each hashed with

@@ -13,6 +13,8 @@
 //! Trillian's compact ranges). [`NodeSource`] abstracts that storage so the
 //! same proof code serves the in-memory [`Tree`] and the SQLite log.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::hash::{Algorithm, Digest};
@@ -112,6 +114,16 @@ pub fn inclusion_proof<S: NodeSource + ?Sized>(
     if index >= size {
         return Err(MerkleError::IndexOutOfRange { index, size });
     }
+    inclusion_path(index, size, |lo, hi| subtree_hash(src, lo, hi))
+}
+
+/// The siblings on the path of `index` in the tree of `size`, leaf-side
+/// first, each subtree hash given by `sub(start, end)`.
+fn inclusion_path(
+    index: u64,
+    size: u64,
+    mut sub: impl FnMut(u64, u64) -> Result<Digest>,
+) -> Result<Vec<Digest>> {
     // Walk from the root down, collecting siblings; the RFC lists them
     // leaf-side first, so reverse at the end.
     let mut path = Vec::with_capacity(64);
@@ -119,15 +131,106 @@ pub fn inclusion_proof<S: NodeSource + ?Sized>(
     while hi - lo > 1 {
         let k = split_point(hi - lo);
         if index < lo + k {
-            path.push(subtree_hash(src, lo + k, hi)?);
+            path.push(sub(lo + k, hi)?);
             hi = lo + k;
         } else {
-            path.push(subtree_hash(src, lo, lo + k)?);
+            path.push(sub(lo, lo + k)?);
             lo += k;
         }
     }
     path.reverse();
     Ok(path)
+}
+
+/// Hashes of the subtrees `[start, size)` along the right edge of the tree
+/// of `size` that are not perfect, as `(start, hash)`. Every other subtree an
+/// inclusion proof needs is perfect, i.e. stored, so with these at hand a
+/// proof costs no hashing at all.
+fn right_edge<S: NodeSource + ?Sized>(src: &S, size: u64) -> Result<Vec<(u64, Digest)>> {
+    // `size = 2^a + 2^b + …` (a > b > …): the edge subtrees start at the
+    // partial sums and are folded from the right, as MTH splits them.
+    let mut pieces = Vec::with_capacity(64);
+    let mut start = 0u64;
+    for bit in (0..64u32).rev() {
+        if size >> bit & 1 == 1 {
+            pieces.push((start, bit));
+            start += 1 << bit;
+        }
+    }
+    let mut edge = Vec::with_capacity(pieces.len());
+    let mut acc: Option<Digest> = None;
+    for &(start, bit) in pieces.iter().rev() {
+        let p = src.perfect(bit, start >> bit)?;
+        acc = Some(match acc {
+            None => p,
+            Some(right) => {
+                let h = node_hash(src.algorithm(), &p, &right);
+                edge.push((start, h));
+                h
+            }
+        });
+    }
+    Ok(edge)
+}
+
+/// Inclusion proofs for many leaves of the tree of `size`, flattened: the
+/// proof of `indices[i]` is `hashes[offsets[i]..offsets[i + 1]]`. Proofs are
+/// computed in parallel, and the right edge of the tree is hashed once for
+/// all of them instead of once per proof.
+pub fn inclusion_proofs_flat<S: NodeSource + Sync + ?Sized>(
+    src: &S,
+    indices: &[u64],
+    size: u64,
+) -> Result<(Vec<Digest>, Vec<usize>)> {
+    if size > src.size() {
+        return Err(MerkleError::SizeOutOfRange {
+            requested: size,
+            size: src.size(),
+        });
+    }
+    let mut offsets = Vec::with_capacity(indices.len() + 1);
+    offsets.push(0usize);
+    for &index in indices {
+        if index >= size {
+            return Err(MerkleError::IndexOutOfRange { index, size });
+        }
+        offsets.push(offsets[offsets.len() - 1] + inclusion_proof_len(index, size));
+    }
+    let edge = right_edge(src, size)?;
+    let sub = |lo: u64, hi: u64| -> Result<Digest> {
+        if hi == size {
+            if let Some((_, h)) = edge.iter().find(|(s, _)| *s == lo) {
+                return Ok(*h);
+            }
+        }
+        subtree_hash(src, lo, hi)
+    };
+    let mut hashes = vec![[0u8; 32]; offsets[offsets.len() - 1]];
+    let mut slots: Vec<&mut [Digest]> = Vec::with_capacity(indices.len());
+    let mut rest = hashes.as_mut_slice();
+    for w in offsets.windows(2) {
+        let (slot, tail) = rest.split_at_mut(w[1] - w[0]);
+        slots.push(slot);
+        rest = tail;
+    }
+    let one = |(slot, &index): (&mut [Digest], &u64)| -> Result<()> {
+        let path = inclusion_path(index, size, sub)?;
+        if path.len() != slot.len() {
+            return Err(MerkleError::Verification(format!(
+                "internal: proof of leaf {index} has {} hashes, expected {}",
+                path.len(),
+                slot.len()
+            )));
+        }
+        slot.copy_from_slice(&path);
+        Ok(())
+    };
+    if indices.len() >= 64 {
+        slots.into_par_iter().zip(indices).try_for_each(one)?;
+    } else {
+        slots.into_iter().zip(indices).try_for_each(one)?;
+    }
+    Ok((hashes, offsets))
 }
 
 /// RFC 9162 §2.1.4.1 `PROOF(old, D[0:new])` for `0 < old <= new`.
@@ -349,8 +452,152 @@ pub fn verify_consistency(
     Ok(())
 }
 
-/// Levels larger than this are hashed with rayon.
-const PAR_LEVEL: usize = 1 << 12;
+/// Leaves per parallel task when building a tree: the task hashes its
+/// `2^CHUNK_LOG` leaves and every level of its perfect subtree while they are
+/// in cache (4096 leaf hashes are 128 KiB), instead of sweeping the whole
+/// tree once per level.
+const CHUNK_LOG: u32 = 12;
+
+/// Below this many leaves a tree is built on the calling thread.
+const PAR_MIN: usize = 1 << 13;
+
+/// The leaf level handed to [`build_levels`].
+enum Leaves<F> {
+    /// Leaf hashes already computed.
+    Hashes(Vec<Digest>),
+    /// `n` leaves; `fill(start, slots)` writes the hashes of leaves
+    /// `start..start + slots.len()` into every one of `slots`.
+    Fill(usize, F),
+}
+
+type NoFill = fn(usize, &mut [MaybeUninit<Digest>]);
+
+/// A task's part of the leaf level: given hashes, or slots to fill.
+enum Base<'a> {
+    Given(&'a [Digest]),
+    Slots(&'a mut [MaybeUninit<Digest>]),
+}
+
+/// One chunk of leaves and its slices of the levels above, up to `low`.
+struct Task<'a> {
+    base: Base<'a>,
+    above: Vec<&'a mut [MaybeUninit<Digest>]>,
+}
+
+impl<'a> Task<'a> {
+    fn new(base: Base<'a>) -> Self {
+        Task {
+            base,
+            above: Vec::with_capacity(CHUNK_LOG as usize),
+        }
+    }
+}
+
+/// `slots` once every one of them has been written.
+///
+/// # Safety
+/// Every element of `slots` must be initialized.
+unsafe fn assume_init(slots: &mut [MaybeUninit<Digest>]) -> &[Digest] {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`; initialization is the
+    // caller's promise.
+    unsafe { std::slice::from_raw_parts(slots.as_ptr().cast(), slots.len()) }
+}
+
+/// Build every stored level of a tree: level `l` holds the `n >> l` perfect
+/// subtrees of `2^l` leaves, the top level one entry.
+///
+/// Levels are allocated without being zeroed (a zeroing pass over ~64 MB for
+/// 1M leaves ran on the calling thread, before any parallel work) and are
+/// first touched by the task that fills them.
+fn build_levels<F>(alg: Algorithm, leaves: Leaves<F>) -> Vec<Vec<Digest>>
+where
+    F: Fn(usize, &mut [MaybeUninit<Digest>]) + Sync,
+{
+    let (n, mut level0, fill) = match leaves {
+        Leaves::Hashes(v) => (v.len(), v, None),
+        Leaves::Fill(n, f) => (n, Vec::with_capacity(n), Some(f)),
+    };
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let height = (usize::BITS - 1 - n.leading_zeros()) as usize;
+    let mut upper: Vec<Vec<Digest>> = (1..=height).map(|l| Vec::with_capacity(n >> l)).collect();
+
+    // Levels 0..=low are built chunk by chunk, each chunk by one task.
+    let low = height.min(CHUNK_LOG as usize);
+    let chunk = 1usize << CHUNK_LOG;
+    let mut tasks: Vec<Task<'_>> = if fill.is_some() {
+        level0.spare_capacity_mut()[..n]
+            .chunks_mut(chunk)
+            .map(Base::Slots)
+            .map(Task::new)
+            .collect()
+    } else {
+        level0
+            .chunks(chunk)
+            .map(Base::Given)
+            .map(Task::new)
+            .collect()
+    };
+    for (i, level) in upper.iter_mut().take(low).enumerate() {
+        let l = i + 1;
+        // A chunk whose leaves fill no subtree of this level gets no slice.
+        let slots = &mut level.spare_capacity_mut()[..n >> l];
+        for (task, s) in tasks.iter_mut().zip(slots.chunks_mut(chunk >> l)) {
+            task.above.push(s);
+        }
+    }
+    let run = |(c, task): (usize, Task<'_>)| {
+        let mut below: &[Digest] = match task.base {
+            Base::Given(hashes) => hashes,
+            Base::Slots(slots) => {
+                if let Some(f) = &fill {
+                    f(c * chunk, slots);
+                }
+                // SAFETY: `fill` writes every slot it is given.
+                unsafe { assume_init(slots) }
+            }
+        };
+        for slots in task.above {
+            alg.hash_pairs_into(0x01, below, slots);
+            // SAFETY: `hash_pairs_into` writes every slot.
+            below = unsafe { assume_init(slots) };
+        }
+    };
+    if n >= PAR_MIN {
+        tasks.into_par_iter().enumerate().for_each(run);
+    } else {
+        tasks.into_iter().enumerate().for_each(run);
+    }
+    // SAFETY: the chunks of each level 0..=low partition its first `n >> l`
+    // slots, and every task wrote all of its chunks (a panic in a task would
+    // have propagated before this point, leaving the lengths at 0).
+    unsafe {
+        if fill.is_some() {
+            level0.set_len(n);
+        }
+        for (i, level) in upper.iter_mut().take(low).enumerate() {
+            level.set_len(n >> (i + 1));
+        }
+    }
+
+    // The few upper levels (n >> 13 entries at most), on this thread.
+    for l in low + 1..=height {
+        let (below, here) = upper.split_at_mut(l - 1);
+        let here = &mut here[0];
+        alg.hash_pairs_into(
+            0x01,
+            &below[l - 2],
+            &mut here.spare_capacity_mut()[..n >> l],
+        );
+        // SAFETY: `hash_pairs_into` wrote all `n >> l` slots.
+        unsafe { here.set_len(n >> l) };
+    }
+    let mut levels = Vec::with_capacity(height + 1);
+    levels.push(level0);
+    levels.extend(upper);
+    levels
+}
 
 /// An in-memory RFC 9162 tree holding every perfect subtree hash
 /// (`levels[l][i]`), about `2n` digests for `n` leaves.
@@ -368,38 +615,19 @@ impl Tree {
         }
     }
 
-    /// Build from leaf hashes (already `H(0x00 ‖ d)`).
+    /// Build from leaf hashes (already `H(0x00 ‖ d)`), in parallel.
     pub fn from_leaf_hashes(alg: Algorithm, leaves: Vec<Digest>) -> Self {
-        let mut levels = vec![leaves];
-        loop {
-            let prev = &levels[levels.len() - 1];
-            if prev.len() < 2 {
-                break;
-            }
-            let next: Vec<Digest> = if prev.len() >= PAR_LEVEL {
-                prev.par_chunks_exact(2)
-                    .map(|p| node_hash(alg, &p[0], &p[1]))
-                    .collect()
-            } else {
-                prev.chunks_exact(2)
-                    .map(|p| node_hash(alg, &p[0], &p[1]))
-                    .collect()
-            };
-            levels.push(next);
-        }
+        let levels = build_levels(alg, Leaves::<NoFill>::Hashes(leaves));
         Tree { alg, levels }
     }
 
-    /// Build from leaf data (hashing each as a leaf, in parallel).
+    /// Build from leaf data, hashing each as a leaf, in parallel.
     pub fn from_leaves<D: AsRef<[u8]> + Sync>(alg: Algorithm, data: &[D]) -> Self {
-        let leaves = if data.len() >= PAR_LEVEL {
-            data.par_iter()
-                .map(|d| leaf_hash(alg, d.as_ref()))
-                .collect()
-        } else {
-            data.iter().map(|d| leaf_hash(alg, d.as_ref())).collect()
+        let fill = |start: usize, slots: &mut [MaybeUninit<Digest>]| {
+            alg.hash_prefixed_into(0x00, &data[start..start + slots.len()], slots)
         };
-        Self::from_leaf_hashes(alg, leaves)
+        let levels = build_levels(alg, Leaves::Fill(data.len(), fill));
+        Tree { alg, levels }
     }
 
     /// Append one leaf hash, completing perfect subtrees as they fill.
@@ -452,6 +680,24 @@ impl Tree {
 
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Digest>> {
         consistency_proof(self, old, new)
+    }
+
+    /// See [`inclusion_proofs_flat`].
+    pub fn inclusion_proofs_flat(
+        &self,
+        indices: &[u64],
+        size: u64,
+    ) -> Result<(Vec<Digest>, Vec<usize>)> {
+        inclusion_proofs_flat(self, indices, size)
+    }
+
+    /// Inclusion proofs for many leaves (see [`inclusion_proofs_flat`]).
+    pub fn inclusion_proofs(&self, indices: &[u64], size: u64) -> Result<Vec<Vec<Digest>>> {
+        let (hashes, offsets) = inclusion_proofs_flat(self, indices, size)?;
+        Ok(offsets
+            .windows(2)
+            .map(|w| hashes[w[0]..w[1]].to_vec())
+            .collect())
     }
 }
 
@@ -536,6 +782,45 @@ mod tests {
                 verify_consistency(alg, old, size, &r1, &root, &p).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn parallel_build_matches_incremental() {
+        // Sizes around the chunk (4096 leaves) and parallel (8192) bounds,
+        // with leaves long enough to leave the one-block SHA-256 kernel.
+        for alg in [Algorithm::Sha256, Algorithm::Blake3] {
+            for n in [4095usize, 4096, 4097, 8191, 8192, 8193, 20_000] {
+                let d: Vec<Vec<u8>> = (0..n).map(|i| vec![(i % 251) as u8; i % 70]).collect();
+                let t = Tree::from_leaves(alg, &d);
+                let h = Tree::from_leaf_hashes(alg, t.leaf_hashes().to_vec());
+                let mut inc = Tree::new(alg);
+                for x in &d {
+                    inc.push(x);
+                }
+                assert_eq!(t.levels, inc.levels, "n={n}");
+                assert_eq!(h.levels, inc.levels, "n={n}");
+                assert_eq!(t.root(), mth(alg, &d), "n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn batch_proofs_match_single() {
+        let alg = Algorithm::Sha256;
+        let t = Tree::from_leaves(alg, &data(300));
+        for size in [1u64, 2, 3, 7, 64, 100, 255, 300] {
+            let idx: Vec<u64> = (0..size).chain([0, size - 1]).collect();
+            let batch = t.inclusion_proofs(&idx, size).unwrap();
+            for (&i, p) in idx.iter().zip(&batch) {
+                assert_eq!(*p, t.inclusion_proof(i, size).unwrap(), "size={size} i={i}");
+            }
+        }
+        assert!(matches!(
+            t.inclusion_proofs(&[0, 300], 300),
+            Err(MerkleError::IndexOutOfRange { .. })
+        ));
+        assert!(t.inclusion_proofs(&[0], 301).is_err());
+        assert!(t.inclusion_proofs(&[], 300).unwrap().is_empty());
     }
 
     #[test]

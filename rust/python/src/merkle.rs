@@ -6,7 +6,8 @@ use maestro_engine::merkle::{self, MerkleError, Tree};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::PyTypeInfo;
 
 use crate::errors::{err, guard, run, InputError, InternalError};
 use crate::hash::alg;
@@ -22,6 +23,75 @@ fn digest(what: &str, b: &[u8]) -> PyResult<Digest> {
 
 fn bytes_list<'py>(py: Python<'py>, v: &[Digest]) -> Vec<Bound<'py, PyBytes>> {
     v.iter().map(|d| PyBytes::new(py, d)).collect()
+}
+
+/// Run `f` on the leaves' bytes, without copying `bytes` objects.
+///
+/// The items are first gathered into a tuple (the caller's own tuple, or
+/// `tuple(leaves)`: for a list, one C-level copy of its references). The
+/// tuple holds a reference to every item, so each `bytes` buffer stays alive,
+/// and unchanged (bytes are immutable), while `f` runs with the GIL released,
+/// whatever the caller does to its list meanwhile. Items that are not `bytes`
+/// (bytearray, memoryview, ...) may change, so when there are any, every
+/// item is copied instead.
+fn with_leaf_slices<R>(
+    leaves: &Bound<'_, PyAny>,
+    f: impl FnOnce(&[&[u8]]) -> PyResult<R>,
+) -> PyResult<R> {
+    let py = leaves.py();
+    let items = match leaves.cast::<PyTuple>() {
+        Ok(t) => t.clone(),
+        Err(_) => {
+            if leaves.try_iter().is_err() {
+                return Err(InputError::new_err(format!(
+                    "leaves: expected an iterable of bytes, got {}",
+                    type_name(leaves)
+                )));
+            }
+            PyTuple::type_object(py)
+                .call1((leaves,))?
+                .cast_into::<PyTuple>()?
+        }
+    };
+    let mut slices: Vec<&[u8]> = Vec::with_capacity(items.len());
+    for item in items.iter_borrowed() {
+        let Ok(b) = item.cast::<PyBytes>() else { break };
+        // SAFETY: `b` is a bytes object borrowed from `items`, which keeps it
+        // alive for the lifetime of `slices`; its buffer is `size` bytes long
+        // and never changes.
+        slices.push(unsafe {
+            let ptr = pyo3::ffi::PyBytes_AsString(b.as_ptr()) as *const u8;
+            let size = pyo3::ffi::PyBytes_Size(b.as_ptr()) as usize;
+            std::slice::from_raw_parts(ptr, size)
+        });
+    }
+    if slices.len() == items.len() {
+        return f(&slices);
+    }
+    drop(slices);
+    let mut owned: Vec<Vec<u8>> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let copy = if item.is_instance_of::<PyString>() {
+            None
+        } else {
+            item.extract::<Vec<u8>>().ok()
+        };
+        owned.push(copy.ok_or_else(|| {
+            InputError::new_err(format!(
+                "leaves[{i}]: expected bytes, got {}",
+                type_name(&item)
+            ))
+        })?);
+    }
+    let slices: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    f(&slices)
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "another object".into())
 }
 
 /// A 2-D uint8 numpy array, or an `InputError` naming what was given.
@@ -119,9 +189,11 @@ impl MerkleTree {
 
     #[staticmethod]
     #[pyo3(signature = (leaves, algorithm = "sha256"))]
-    fn from_leaves(py: Python<'_>, leaves: Vec<Vec<u8>>, algorithm: &str) -> PyResult<Self> {
+    fn from_leaves(py: Python<'_>, leaves: &Bound<'_, PyAny>, algorithm: &str) -> PyResult<Self> {
         let a = alg(algorithm)?;
-        let t = run(py, || Ok(Tree::from_leaves(a, &leaves)))?;
+        let t = with_leaf_slices(leaves, |slices| {
+            run(py, || Ok(Tree::from_leaves(a, slices)))
+        })?;
         Ok(MerkleTree {
             inner: Mutex::new(t),
             alg: a,
@@ -208,28 +280,43 @@ impl MerkleTree {
     }
 
     /// Proofs for many indices at once (GIL released while computing).
-    #[pyo3(signature = (indices, size = None))]
+    ///
+    /// A list of proofs (lists of bytes), or with `as_array=True`
+    /// `(hashes, offsets)`: an `(m, 32)` uint8 array holding every proof
+    /// back to back and a `(k + 1,)` uint64 array, proof `i` being
+    /// `hashes[offsets[i]:offsets[i + 1]]`, with no per-hash Python object.
+    #[pyo3(signature = (indices, size = None, *, as_array = false))]
     fn inclusion_proofs<'py>(
         &self,
         py: Python<'py>,
         indices: PyReadonlyArray1<'_, u64>,
         size: Option<u64>,
-    ) -> PyResult<Vec<Vec<Bound<'py, PyBytes>>>> {
+        as_array: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let idx: Vec<u64> = indices.as_array().iter().copied().collect();
-        let t = self
-            .inner
-            .lock()
-            .map_err(|_| InternalError::new_err("tree lock poisoned"))?;
-        let tree: &Tree = &t;
-        let n = size.unwrap_or(tree.len());
-        let proofs = run(py, || {
-            use rayon::prelude::*;
-            idx.par_iter()
-                .map(|&i| tree.inclusion_proof(i, n))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(Into::into)
-        })?;
-        Ok(proofs.iter().map(|p| bytes_list(py, p)).collect())
+        let (hashes, offsets) = {
+            let t = self
+                .inner
+                .lock()
+                .map_err(|_| InternalError::new_err("tree lock poisoned"))?;
+            let tree: &Tree = &t;
+            let n = size.unwrap_or(tree.len());
+            run(py, || Ok(tree.inclusion_proofs_flat(&idx, n)?))?
+        };
+        if as_array {
+            let m = hashes.len();
+            let arr = Array2::from_shape_vec((m, 32), hashes.into_flattened())
+                .map_err(|e| InternalError::new_err(e.to_string()))?;
+            let offs: Vec<u64> = offsets.iter().map(|&o| o as u64).collect();
+            return Ok((arr.into_pyarray(py), offs.into_pyarray(py))
+                .into_pyobject(py)?
+                .into_any());
+        }
+        let proofs: Vec<Vec<Bound<'py, PyBytes>>> = offsets
+            .windows(2)
+            .map(|w| bytes_list(py, &hashes[w[0]..w[1]]))
+            .collect();
+        Ok(proofs.into_pyobject(py)?.into_any())
     }
 
     #[pyo3(signature = (old, new = None))]
