@@ -296,3 +296,35 @@ def test_cards_are_logged(tmp_path: Path) -> None:
                          store=st_)
     assert again.id == c.id and again.log_index == 1 and log.size == 2
     assert log.verify() == 2
+
+
+def test_kind_column_is_bound_to_json_bodies(tmp_path: Path) -> None:
+    st_ = open_store(tmp_path / "k")
+    log = TransparencyLog(st_)
+    c = cards.record(
+        cards.DecisionCard(kind="test.decide", subject="s", decision="ok", reasons=["r"],
+                           inputs_digest=cards.digest_inputs(b"in")),
+        store=st_,
+    )
+    with pytest.raises(InputError, match="differs from the body's kind"):
+        log.append("other.kind", b'{"kind":"decision.card"}')
+    assert log.size == 1
+    con = sqlite3.connect(_db(log))
+    with con:
+        con.execute("UPDATE log_entries SET kind = 'forged' WHERE idx = ?", (c.log_index,))
+    con.close()
+    with pytest.raises(StorageError, match="kind column"):
+        log.verify()
+
+
+def test_card_prefix_is_literal(tmp_path: Path) -> None:
+    st_ = open_store(tmp_path / "p")
+    c = cards.record(
+        cards.DecisionCard(kind="test.decide", subject="s", decision="ok", reasons=["r"],
+                           inputs_digest=cards.digest_inputs(b"in")),
+        store=st_,
+    )
+    assert cards.get(c.id[:8], store=st_).id == c.id
+    for wild in ("dc-%", "dc-_", "%", "_"):
+        with pytest.raises(NotFoundError):
+            cards.get(wild, store=st_)

@@ -288,7 +288,7 @@ impl Store {
         let mut tree = merkle::Tree::new(LOG_ALG);
         let mut st = self
             .conn
-            .prepare("SELECT idx, body, leaf_hash FROM log_entries ORDER BY idx")?;
+            .prepare("SELECT idx, body, leaf_hash, kind FROM log_entries ORDER BY idx")?;
         let mut rows = st.query([])?;
         let mut expect = 0u64;
         while let Some(r) = rows.next()? {
@@ -304,6 +304,14 @@ impl Store {
                 return Err(StoreError::Corrupt(format!(
                     "log entry {idx}: leaf hash does not match its body"
                 )));
+            }
+            let kind: String = r.get(3)?;
+            if let Some(inner) = body_kind(&body) {
+                if inner != kind {
+                    return Err(StoreError::Corrupt(format!(
+                        "log entry {idx}: kind column {kind:?} differs from the logged body's kind {inner:?}"
+                    )));
+                }
             }
             tree.push_leaf_hash(lh);
             expect += 1;
@@ -377,10 +385,11 @@ impl Store {
 
     pub fn card(&self, id: &str) -> Result<CardRow> {
         let mut st = self.conn.prepare(
-            "SELECT id, kind, subject, created, body, log_index FROM cards WHERE id = ?1 OR id LIKE ?2 ORDER BY id LIMIT 2",
+            "SELECT id, kind, subject, created, body, log_index FROM cards
+             WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id = ?1 DESC, id LIMIT 2",
         )?;
         let rows: Vec<CardRow> = st
-            .query_map(params![id, format!("{id}%")], row_card)?
+            .query_map(params![id], row_card)?
             .collect::<std::result::Result<_, _>>()?;
         match rows.len() {
             0 => Err(StoreError::NotFound {
@@ -419,6 +428,16 @@ fn row_card(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
     })
 }
 
+/// The `kind` field of a JSON-object body, when it has one.
+fn body_kind(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => {
+            m.get("kind").and_then(|k| k.as_str()).map(str::to_string)
+        }
+        _ => None,
+    }
+}
+
 /// Append inside an open transaction: entry rows plus completed nodes.
 fn append_in(tx: &Connection, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
     let start: u64 = tx.query_row(
@@ -438,6 +457,15 @@ fn append_in(tx: &Connection, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
     for (n, (kind, body)) in (start..).zip(items) {
         if kind.is_empty() {
             return Err(StoreError::Invalid("log entry kind is empty".into()));
+        }
+        // The kind column is an index; what the leaf attests is the body. A
+        // JSON body that names its kind must agree with the column.
+        if let Some(inner) = body_kind(body) {
+            if inner != *kind {
+                return Err(StoreError::Invalid(format!(
+                    "log entry kind {kind:?} differs from the body's kind {inner:?}"
+                )));
+            }
         }
         let lh = leaf_hash(LOG_ALG, body);
         ins_e.execute(params![n as i64, kind, body, lh.as_slice(), ts])?;
