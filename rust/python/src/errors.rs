@@ -93,7 +93,6 @@ pub fn to_py(e: Error) -> PyErr {
     }
 }
 
-
 /// A caught panic is a bug: it surfaces as `InternalError`, never as
 /// `pyo3.PanicException`.
 pub fn panic_to_py(p: Box<dyn Any + Send>) -> PyErr {
