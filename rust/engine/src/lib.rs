@@ -9,6 +9,7 @@ pub mod hash;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod registry;
 pub mod sign;
 pub mod store;
 
