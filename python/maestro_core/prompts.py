@@ -475,17 +475,16 @@ def _params_for(template: str, *sources: Genome) -> dict[str, JSONScalar]:
 
 def crossover(a: Genome, b: Genome, seed: int) -> tuple[Genome, dict[str, Any]]:
     """Uniform section crossover: each placeholder-free section of ``a`` is
-    replaced by the same-position section of ``b`` with probability 1/2."""
+    replaced by the same-position section of ``b`` with probability 1/2 (at
+    least one, when any differs)."""
     r = _rng(seed, "crossover", a.id, b.id)
     sa, sb = a.sections(), b.sections()
-    taken = []
-    out = []
-    for i, s in enumerate(sa):
-        if i < len(sb) and not _has_placeholder(s) and not _has_placeholder(sb[i]) and r.random() < 0.5:
-            out.append(sb[i])
-            taken.append(i)
-        else:
-            out.append(s)
+    eligible = [i for i, s in enumerate(sa) if i < len(sb) and s != sb[i] and not _has_placeholder(s)
+                and not _has_placeholder(sb[i])]
+    taken = [i for i in eligible if r.random() < 0.5]
+    if eligible and not taken:  # a child identical to ``a`` is no crossover
+        taken = [r.choice(eligible)]
+    out = [sb[i] if i in taken else s for i, s in enumerate(sa)]
     t = _join(out)
     return a.replace(template=t, params=_params_for(t, a, b)), {"seed": seed, "from_b": taken}
 
