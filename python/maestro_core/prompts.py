@@ -397,23 +397,13 @@ class Registry:
         ``{operator, pos}``.
         """
         nodes, edges = self._store.genome_lineage(id, descendants, max_depth)
-        info = self._node_info([n for n, _ in nodes])
         g = rx.PyDiGraph()
-        index = {}
-        for n, depth in nodes:
-            op, cost = info.get(n, ("?", 0))
-            index[n] = g.add_node({"id": n, "depth": depth, "operator": op, "cost_tokens": cost})
-        g.add_edges_from([(index[p], index[c], {"operator": info.get(c, ("?", 0))[0], "pos": pos})
-                          for c, p, pos in edges])
-        g.attrs = {"root": self.resolve(id), "direction": "descendants" if descendants else "ancestors"}
+        idx = g.add_nodes_from([{"id": n, "depth": d, "operator": op, "cost_tokens": c} for n, d, op, c in nodes])
+        index = {n[0]: i for n, i in zip(nodes, idx)}
+        ops = {n[0]: n[2] for n in nodes}
+        g.add_edges_from([(index[p], index[c], {"operator": ops[c], "pos": pos}) for c, p, pos in edges])
+        g.attrs = {"root": nodes[0][0] if nodes else id, "direction": "descendants" if descendants else "ancestors"}
         return g
-
-    def _node_info(self, ids: list[str]) -> dict[str, tuple[str, int]]:
-        out = {}
-        for i in ids:
-            r = self._store.genome(i)
-            out[i] = (r["operator"], int(r["cost_tokens"]))
-        return out
 
     def diff(self, a: str, b: str) -> str:
         """Unified diff of two genomes' pretty canonical JSON and templates."""

@@ -60,6 +60,16 @@ pub struct Edge {
     pub pos: u32,
 }
 
+/// A genome reached by a lineage query.
+#[derive(Debug, Clone)]
+pub struct LineageNode {
+    pub id: String,
+    /// Generations from the queried genome.
+    pub depth: u32,
+    pub operator: String,
+    pub cost_tokens: u64,
+}
+
 /// A tournament row.
 #[derive(Debug, Clone)]
 pub struct TournamentRow {
@@ -249,47 +259,88 @@ impl Store {
         id: &str,
         descendants: bool,
         max_depth: u32,
-    ) -> Result<(Vec<(String, u32)>, Vec<Edge>)> {
+    ) -> Result<(Vec<LineageNode>, Vec<Edge>)> {
         let id = self.genome_resolve(id)?;
         let (step, next) = if descendants {
             ("p.parent = l.id", "p.child")
         } else {
             ("p.child = l.id", "p.parent")
         };
-        let sql = format!(
-            "WITH RECURSIVE l(id, depth) AS (
-                 SELECT ?1, 0
-                 UNION
-                 SELECT {next}, l.depth + 1 FROM genome_parents p JOIN l ON {step}
-                 WHERE l.depth < ?2)
-             SELECT id, MIN(depth) FROM l GROUP BY id ORDER BY MIN(depth), id"
+        // The reachable set first (UNION over ids only: linear in the
+        // lineage even when many paths lead to the same genome), then the
+        // edges out of it (driven by the set: one primary-key search per
+        // genome; CROSS JOIN keeps SQLite from scanning the table instead;
+        // edges leaving the set are dropped below), then generation
+        // depths by BFS in memory.
+        let cte = format!(
+            "WITH RECURSIVE l(id) AS (SELECT ?1 UNION SELECT {next} FROM genome_parents p JOIN l ON {step})"
         );
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let nodes: Vec<(String, u32)> = st
-            .query_map(params![id, max_depth as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u32))
+        let mut st = self.conn.prepare_cached(&format!(
+            "{cte} SELECT g.id, g.operator, g.cost_tokens FROM l CROSS JOIN genomes g ON g.id = l.id"
+        ))?;
+        let mut nodes: Vec<LineageNode> = st
+            .query_map(params![id], |r| {
+                Ok(LineageNode {
+                    id: r.get(0)?,
+                    depth: u32::MAX,
+                    operator: r.get(1)?,
+                    cost_tokens: r.get::<_, i64>(2)? as u64,
+                })
             })?
             .collect::<std::result::Result<_, _>>()?;
-        let set: std::collections::HashSet<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
-        let mut edges = Vec::new();
-        let mut est = self
-            .conn
-            .prepare_cached("SELECT child, pos, parent FROM genome_parents WHERE child = ?1")?;
-        for (n, _) in &nodes {
-            let rows = est.query_map([n], |r| {
+        let mut est = self.conn.prepare_cached(&format!(
+            "{cte} SELECT p.child, p.pos, p.parent FROM l CROSS JOIN genome_parents p ON p.child = l.id"
+        ))?;
+        let edges: Vec<Edge> = est
+            .query_map(params![id], |r| {
                 Ok(Edge {
                     child: r.get(0)?,
                     pos: r.get::<_, i64>(1)? as u32,
                     parent: r.get(2)?,
                 })
-            })?;
-            for e in rows {
-                let e = e?;
-                if set.contains(e.parent.as_str()) {
-                    edges.push(e);
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        let index: std::collections::HashMap<&str, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect();
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+        for e in &edges {
+            let (from, to) = if descendants {
+                (&e.parent, &e.child)
+            } else {
+                (&e.child, &e.parent)
+            };
+            if let (Some(&f), Some(&t)) = (index.get(from.as_str()), index.get(to.as_str())) {
+                adj[f].push(t);
+            }
+        }
+        let mut depth = vec![u32::MAX; nodes.len()];
+        let mut queue = std::collections::VecDeque::new();
+        if let Some(&r) = index.get(id.as_str()) {
+            depth[r] = 0;
+            queue.push_back(r);
+        }
+        while let Some(u) = queue.pop_front() {
+            for &v in &adj[u] {
+                if depth[v] == u32::MAX {
+                    depth[v] = depth[u] + 1;
+                    queue.push_back(v);
                 }
             }
         }
+        drop(index);
+        for (n, d) in nodes.iter_mut().zip(&depth) {
+            n.depth = *d;
+        }
+        nodes.retain(|n| n.depth <= max_depth);
+        nodes.sort_by(|a, b| (a.depth, &a.id).cmp(&(b.depth, &b.id)));
+        let keep: std::collections::HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        let edges = edges
+            .into_iter()
+            .filter(|e| keep.contains(e.child.as_str()) && keep.contains(e.parent.as_str()))
+            .collect();
         Ok((nodes, edges))
     }
 
@@ -507,7 +558,7 @@ mod tests {
         ));
         assert_eq!(s.genome_count().unwrap(), 4);
         let (nodes, edges) = s.genome_lineage("d", false, 100).unwrap();
-        let ids: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
+        let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(ids, ["d", "b", "c", "a"]);
         assert_eq!(edges.len(), 4);
         let (nodes, _) = s.genome_lineage("a", true, 1).unwrap();

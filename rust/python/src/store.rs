@@ -273,7 +273,7 @@ impl Store {
         self.with(py, |s| Ok(s.genome_count()?))
     }
 
-    /// `(nodes, edges)`: `[(id, depth)]` and `[(child, parent, pos)]`.
+    /// `(nodes, edges)`: `[(id, depth, operator, cost_tokens)]` and `[(child, parent, pos)]`.
     #[pyo3(signature = (id, descendants = false, max_depth = 1_000_000))]
     #[allow(clippy::type_complexity)]
     fn genome_lineage(
@@ -282,12 +282,15 @@ impl Store {
         id: String,
         descendants: bool,
         max_depth: u32,
-    ) -> PyResult<(Vec<(String, u32)>, Vec<(String, String, u32)>)> {
+    ) -> PyResult<(Vec<(String, u32, String, u64)>, Vec<(String, String, u32)>)> {
         let (nodes, edges) = self.with(py, move |s| {
             Ok(s.genome_lineage(&id, descendants, max_depth)?)
         })?;
         Ok((
-            nodes,
+            nodes
+                .into_iter()
+                .map(|n| (n.id, n.depth, n.operator, n.cost_tokens))
+                .collect(),
             edges
                 .into_iter()
                 .map(|e| (e.child, e.parent, e.pos))
