@@ -36,7 +36,7 @@ K = 100
 MATRIX = np.ascontiguousarray(arithmetic_matrix(K, 0.004))
 REG, _ = preference_regrets(MATRIX)
 # RMED1 spends its first K(K-1)/2 = 4,950 duels on the initial phase: time past it.
-STEPS = {"rucb": 400, "rmed1": 6000, "dts": 400, "ccb": 400}
+STEPS = {"rucb": 200, "rmed1": 6000, "dts": 200, "ccb": 200}
 
 
 def ours_python(alg: str, steps: int, seed: int = 0) -> float:

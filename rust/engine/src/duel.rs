@@ -598,7 +598,13 @@ impl Duel {
     fn advance_rmed1(&mut self) {
         let k = self.arms;
         let npairs = k * (k - 1) / 2;
-        let d = self.divergences();
+        // The initial phase needs no divergences (Algorithm 1 line 1).
+        let initial = matches!(self.state, State::Rmed1 { init_next, .. } if init_next < npairs);
+        let d = if initial {
+            Vec::new()
+        } else {
+            self.divergences()
+        };
         let thr = (self.steps.max(1) as f64).ln() + self.f_k;
         let dmin = d.iter().copied().fold(f64::INFINITY, f64::min);
         let State::Rmed1 {
