@@ -37,3 +37,11 @@ def other_keypair() -> keys.KeyPair:
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never let a test touch a store outside its temporary folders."""
     monkeypatch.setenv("MAESTRO_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh store folder, also exported as MAESTRO_HOME."""
+    h = tmp_path / "store"
+    monkeypatch.setenv("MAESTRO_HOME", str(h))
+    return h

@@ -3,17 +3,23 @@
 Modules: :mod:`~maestro_core.hashing`, :mod:`~maestro_core.merkle`,
 :mod:`~maestro_core.keys`, :mod:`~maestro_core.evidence`,
 :mod:`~maestro_core.log`, :mod:`~maestro_core.cards`,
-:mod:`~maestro_core.store`, :mod:`~maestro_core.errors`.
+:mod:`~maestro_core.store`, :mod:`~maestro_core.prompts`,
+:mod:`~maestro_core.duel`, :mod:`~maestro_core.errors`.
 """
 
 from __future__ import annotations
 
 from . import _native
 from .errors import (
+    ConflictError,
+    DuelError,
     FileChangedError,
     FileError,
+    GenomeError,
     InputError,
     InternalError,
+    JudgeError,
+    JudgeTimeoutError,
     MaestroError,
     ManifestError,
     NotFoundError,
@@ -34,4 +40,9 @@ __all__ = [
     "VerificationError",
     "StorageError",
     "InternalError",
+    "ConflictError",
+    "GenomeError",
+    "DuelError",
+    "JudgeError",
+    "JudgeTimeoutError",
 ]

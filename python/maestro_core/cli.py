@@ -237,6 +237,173 @@ def cmd_cards_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- prompts
+def _registry(args: argparse.Namespace) -> Any:
+    from .prompts import Registry
+
+    return Registry(store=_store(args))
+
+
+def _load_json_file(path: str, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise InputError(f"{path}: cannot read {what} ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+
+
+def cmd_prompts_add(args: argparse.Namespace) -> int:
+    from .prompts import Genome
+
+    g = Genome.from_dict(_load_json_file(args.file, "genome"))
+    rec = _registry(args).add(g, parents=args.parent or (), operator=args.operator)
+    _out(args, f"{rec.id}  {rec.cost_tokens} tokens ({rec.tokenizer})  operator {rec.operator}", rec.summary())
+    return 0
+
+
+def cmd_prompts_list(args: argparse.Namespace) -> int:
+    recs = _registry(args).list(args.tag, args.limit)
+    if args.json:
+        print(json.dumps([r.summary() for r in recs], indent=2))
+        return 0
+    if not recs:
+        print("no genomes")
+    for r in recs:
+        first = r.genome.template.splitlines()[0][:60]
+        print(f"{r.id[:15]}  {r.cost_tokens:>5} tok  {r.operator:<12} {','.join(r.genome.tags):<16} {first}")
+    return 0
+
+
+def cmd_prompts_show(args: argparse.Namespace) -> int:
+    r = _registry(args).get(args.id)
+    if args.json:
+        print(json.dumps({**r.summary(), "genome": r.genome.canonical()}, indent=2))
+        return 0
+    print(f"id        {r.id}\noperator  {r.operator} {json.dumps(dict(r.op_params))}\nparents   "
+          f"{', '.join(p[:15] for p in r.parents) or '-'}\ncost      {r.cost_tokens} tokens ({r.tokenizer})\n"
+          f"model     {r.genome.model}\ntags      {', '.join(r.genome.tags) or '-'}\nparams    "
+          f"{json.dumps(dict(r.genome.params))}\n--- template\n{r.genome.template}")
+    return 0
+
+
+def cmd_prompts_lineage(args: argparse.Namespace) -> int:
+    from .prompts import lineage_dot, render_lineage
+
+    g = _registry(args).lineage(args.id, args.descendants, args.depth)
+    nodes = [g[i] for i in g.node_indices()]
+    edges = [{"parent": g[a]["id"], "child": g[b]["id"], "operator": e["operator"]} for a, b, e in g.weighted_edge_list()]
+    if args.output:
+        render_lineage(g, args.output)
+    if args.json:
+        print(json.dumps({"nodes": nodes, "edges": edges, "output": args.output}, indent=2))
+    elif args.output:
+        print(f"lineage of {nodes[0]['id'][:15]}: {len(nodes)} genomes, {len(edges)} edges -> {args.output}")
+    else:
+        print(lineage_dot(g), end="")
+    return 0
+
+
+def cmd_prompts_diff(args: argparse.Namespace) -> int:
+    print(_registry(args).diff(args.a, args.b))
+    return 0
+
+
+def cmd_prompts_mutate(args: argparse.Namespace) -> int:
+    from .prompts import mutate
+
+    reg = _registry(args)
+    parents = [reg.get(args.id)] + ([reg.get(args.other)] if args.other else [])
+    child, params = mutate([p.genome for p in parents], args.op, args.seed)
+    rec = reg.add(child, [p.id for p in parents], args.op, params)
+    _out(args, f"{rec.id}  {rec.cost_tokens} tokens  ({args.op} of {', '.join(p.id[:15] for p in parents)})",
+         rec.summary())
+    return 0
+
+
+# ---------------------------------------------------------------- tournaments
+def _tournament(args: argparse.Namespace) -> Any:
+    from .duel import Tournament
+
+    return Tournament.open(_registry(args), args.tournament)
+
+
+def _t_summary(t: Any) -> dict[str, Any]:
+    return {"tournament": t.id, "algorithm": t.duel.algorithm, "arms": t.arms, "incumbent": t.incumbent,
+            "steps": t.steps, "duels": t.judged, "best": t.best(), "confidence": round(t.confidence(), 6)}
+
+
+def cmd_tournament_create(args: argparse.Namespace) -> int:
+    from .duel import Tournament
+
+    t = Tournament.create(_registry(args), args.genomes, args.algorithm, args.seed, args.incumbent, args.name)
+    _out(args, f"tournament {t.id}: {len(t.arms)} genomes, {t.duel.algorithm}", _t_summary(t))
+    return 0
+
+
+def cmd_tournament_run(args: argparse.Namespace) -> int:
+    from .duel import CommandJudge, StopRule
+
+    t = _tournament(args)
+    judge = CommandJudge(args.judge, timeout=args.timeout)
+    res = t.run(judge, StopRule(delta=args.delta, max_duels=args.max_duels), progress=None)
+    _out(args, f"tournament {t.id}: best {res.best[:15]} (confidence {res.confidence:.3f}) after "
+         f"{res.judged} judged duels, stopped: {res.stopped}", _t_summary(t) | {"stopped": res.stopped})
+    return 0
+
+
+def cmd_tournament_vote(args: argparse.Namespace) -> int:
+    t = _tournament(args)
+    n = t.apply_votes(args.votes)
+    _out(args, f"tournament {t.id}: {n['recorded']} votes recorded, {n['skipped']} already counted",
+         _t_summary(t) | n)
+    return 0
+
+
+def cmd_tournament_show(args: argparse.Namespace) -> int:
+    t = _tournament(args)
+    t.verify()
+    s = _t_summary(t)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    print(f"tournament {t.id} ({s['algorithm']}): {s['duels']} judged duels, {s['steps']} steps\n"
+          f"best {s['best'][:15]}, confidence {s['confidence']:.3f}; incumbent {t.incumbent[:15]}")
+    w = t.duel.wins()
+    for i, a in enumerate(t.arms):
+        won, lost = int(w[i].sum()), int(w[:, i].sum())
+        print(f"  {i:>3} {a[:15]}  won {won:>5}  lost {lost:>5}")
+    return 0
+
+
+def cmd_tournament_promote(args: argparse.Namespace) -> int:
+    t = _tournament(args)
+    scores = None
+    if args.scores:
+        raw = _load_json_file(args.scores, "eval scores")
+        if not isinstance(raw, dict):
+            raise InputError(f"{args.scores}: expected an object of genome id -> score")
+        reg = _registry(args)
+        scores = {reg.resolve(k): float(v) for k, v in raw.items()}
+    card = t.promote(scores, args.min_eval_delta, args.min_cost_cut, args.min_confidence)
+    _out(args, f"{card.decision}: {card.metrics['winner'][:15]} (card {card.id})", json.loads(card.to_json()))
+    return 0
+
+
+def cmd_tournament_demo(args: argparse.Namespace) -> int:
+    from .prompt_demo import run_prompt_demo
+
+    s = run_prompt_demo(args.output, args.home, seed=args.seed)
+    _out(args, (
+        f"evolved {s['population']} genomes; {s['arms']} in the tournament\n"
+        f"{s['algorithm']}: winner {s['winner'][:15]} after {s['duels']} judged duels ({s['stopped']}, "
+        f"confidence {s['confidence']:.3f}); uniform sampling needed {s['uniform_duels']} ({s['uniform_stopped']})\n"
+        f"eval (MRR, BM25): {s['eval_incumbent']:.4f} -> {s['eval_winner']:.4f} ({s['eval_delta']:+.4f}); "
+        f"cost {s['cost_incumbent']} -> {s['cost_winner']} tokens (-{s['cost_cut']:.1%}, {s['tokenizer']})\n"
+        f"decision card {s['card']}: {s['decision']}; lineage: {', '.join(s['lineage'])}"), s)
+    return 0 if s["target_met"] else 1
+
+
 # ---------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
@@ -306,6 +473,58 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--limit", type=int, default=50)
     sh = add(cp, "show", cmd_cards_show, "show one Decision Card (id or unique prefix)")
     sh.add_argument("id")
+
+    pp = sub.add_parser("prompts", help="the Prompt Genome registry").add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    pa = add(pp, "add", cmd_prompts_add, "register a genome from a JSON file (template, params, model, output_schema, tags)")
+    pa.add_argument("file")
+    pa.add_argument("--parent", action="append", help="a parent genome id (repeatable)")
+    pa.add_argument("--operator", default="seed", help="the operator that produced it (default: seed)")
+    pl = add(pp, "list", cmd_prompts_list, "list genomes, newest first")
+    pl.add_argument("--tag")
+    pl.add_argument("--limit", type=int, default=50)
+    ps = add(pp, "show", cmd_prompts_show, "show one genome (id or unique prefix)")
+    ps.add_argument("id")
+    pn = add(pp, "lineage", cmd_prompts_lineage, "ancestors (or descendants) of a genome: DOT on stdout, or a .dot/.svg/.png file")
+    pn.add_argument("id")
+    pn.add_argument("--descendants", action="store_true")
+    pn.add_argument("--depth", type=int, default=1_000_000)
+    pn.add_argument("-o", "--output", help="picture to write (.dot, .svg or .png)")
+    pd = add(pp, "diff", cmd_prompts_diff, "unified diff of two genomes")
+    pd.add_argument("a")
+    pd.add_argument("b")
+    pm = add(pp, "mutate", cmd_prompts_mutate, "derive and register a genome with an evolution operator")
+    pm.add_argument("id")
+    pm.add_argument("--op", required=True, choices=["insert", "delete", "perturb", "shorten", "crossover", "section_swap"])
+    pm.add_argument("--with", dest="other", help="second parent (crossover, section_swap)")
+    pm.add_argument("--seed", type=int, default=0)
+
+    tp = sub.add_parser("tournament", help="dueling-bandit tournaments between genomes").add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    tc = add(tp, "create", cmd_tournament_create, "start a tournament between registered genomes")
+    tc.add_argument("genomes", nargs="+")
+    tc.add_argument("--algorithm", default="dts", choices=["rucb", "rmed1", "dts", "ccb", "uniform"])
+    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--incumbent", help="the genome in production (default: the first)")
+    tc.add_argument("--name", help="tournament id (default: derived)")
+    tr = add(tp, "run", cmd_tournament_run, "duel with a judge command that prints A, B or a genome id")
+    tr.add_argument("tournament")
+    tr.add_argument("--judge", required=True, help="command; gets both genomes as JSON on stdin")
+    tr.add_argument("--timeout", type=float, default=60.0, help="seconds per judgement")
+    tr.add_argument("--max-duels", type=int, default=500)
+    tr.add_argument("--delta", type=float, default=0.05, help="stop when the leader wins with probability >= 1 - delta")
+    tv = add(tp, "vote", cmd_tournament_vote, "record human votes from a JSON-lines file")
+    tv.add_argument("tournament")
+    tv.add_argument("votes")
+    tsh = add(tp, "show", cmd_tournament_show, "standings of a tournament (and a consistency check)")
+    tsh.add_argument("tournament")
+    tpr = add(tp, "promote", cmd_tournament_promote, "write the promotion Decision Card for the current winner")
+    tpr.add_argument("tournament")
+    tpr.add_argument("--scores", help="JSON file of genome id -> eval score")
+    tpr.add_argument("--min-eval-delta", type=float, default=0.0)
+    tpr.add_argument("--min-cost-cut", type=float, default=0.0, help="fraction, e.g. 0.08")
+    tpr.add_argument("--min-confidence", type=float, default=0.95)
+    tdm = add(tp, "demo", cmd_tournament_demo, "evolve, duel and promote prompts on the bundled retrieval set")
+    tdm.add_argument("-o", "--output", default="maestro-prompt-demo")
+    tdm.add_argument("--seed", type=int, default=7)
 
     d = add(sub, "demo", cmd_demo, "run the evidence flow end to end on the bundled example")
     d.add_argument("-o", "--output", default="maestro-demo", help="folder for the demo's files")

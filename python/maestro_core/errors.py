@@ -14,6 +14,11 @@ FileError            a file or folder cannot be read  2
 FileChangedError     a file changed while hashing     2
 VerificationError    a check failed (proof, sig ...)  1
 StorageError         the store is unusable            2
+ConflictError        another writer got there first   2
+GenomeError          invalid prompt genome/template   2
+DuelError            unknown arm/pair, bad algorithm  2
+JudgeError           a judge failed or printed junk   2
+JudgeTimeoutError    a judge ran out of time          2
 InternalError        a bug (a caught Rust panic)      3
 ===================  ===============================  =========
 
@@ -32,6 +37,11 @@ __all__ = [
     "VerificationError",
     "StorageError",
     "InternalError",
+    "ConflictError",
+    "GenomeError",
+    "DuelError",
+    "JudgeError",
+    "JudgeTimeoutError",
     "exit_code",
 ]
 
@@ -66,6 +76,26 @@ class VerificationError(MaestroError):
 
 class StorageError(MaestroError):
     """The embedded store cannot be opened or is inconsistent."""
+
+
+class ConflictError(StorageError):
+    """Another writer changed the store first (e.g. a duel recorded by another process)."""
+
+
+class GenomeError(InputError):
+    """A prompt genome is invalid: an undeclared placeholder, a bad JSON Schema, a bad field."""
+
+
+class DuelError(InputError):
+    """A tournament input is invalid: an unknown arm or pair, a bad algorithm or parameter."""
+
+
+class JudgeError(MaestroError):
+    """A judge failed: its command exited non-zero, or it printed no valid verdict."""
+
+
+class JudgeTimeoutError(JudgeError, TimeoutError):
+    """A judge did not answer in time."""
 
 
 class InternalError(MaestroError, RuntimeError):

@@ -4,10 +4,12 @@
 //! [`Error`] so that bindings (PyO3, C ABI) map every failure exhaustively.
 //! Caller data never reaches an `unwrap`.
 
+pub mod duel;
 pub mod hash;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod registry;
 pub mod sign;
 pub mod store;
 
@@ -31,4 +33,6 @@ pub enum Error {
     Manifest(#[from] manifest::ManifestError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Duel(#[from] duel::DuelError),
 }

@@ -6,7 +6,9 @@
 //! subtree it completes (`log_nodes`), so a killed process leaves either the
 //! whole append or none of it, and the tree head is always
 //! `O(log n)` stored nodes away. Decision Cards are stored and logged in the
-//! same transaction.
+//! same transaction. Schema 2 adds the Prompt Genome registry and the
+//! dueling-bandit tournaments ([`crate::registry`]); a schema-1 store is
+//! upgraded in place when opened.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +21,7 @@ use crate::note::Checkpoint;
 use crate::sign::KeyPair;
 
 pub const DB_FILE: &str = "maestro.db";
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// The log's tree hash.
 pub const LOG_ALG: Algorithm = Algorithm::Sha256;
 
@@ -38,6 +40,9 @@ pub enum StoreError {
     Merkle(#[from] MerkleError),
     #[error("store: {0}")]
     Invalid(String),
+    /// A concurrent writer got there first (e.g. a duel recorded twice).
+    #[error("store: {0}")]
+    Conflict(String),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -60,7 +65,7 @@ CREATE INDEX IF NOT EXISTS cards_kind ON cards(kind, created);
 
 /// An open store.
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
 }
 
@@ -145,24 +150,36 @@ impl Store {
             path: path.clone(),
             reason: format!("not a maestro store ({e})"),
         })?;
-        let v: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        match v {
-            None => {
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?1)",
-                    [SCHEMA_VERSION.to_string()],
-                )?;
-            }
-            Some(s) if s == SCHEMA_VERSION.to_string() => {}
-            Some(s) => {
-                return Err(StoreError::Open {
-                    path,
-                    reason: format!("schema version {s}, this build reads {SCHEMA_VERSION}"),
+        // Version 1 had only the tables above; version 2 adds the registry
+        // and tournament tables. Both upgrades run in one transaction, so a
+        // crash leaves the old version readable.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let upgraded = (|| -> Result<()> {
+            let v: Option<String> = conn
+                .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| {
+                    r.get(0)
                 })
+                .optional()?;
+            match v.as_deref() {
+                None | Some("1") | Some("2") => {
+                    conn.execute_batch(crate::registry::SCHEMA_V2)?;
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?1)",
+                        [SCHEMA_VERSION.to_string()],
+                    )?;
+                    Ok(())
+                }
+                Some(s) => Err(StoreError::Open {
+                    path: path.clone(),
+                    reason: format!("schema version {s}, this build reads {SCHEMA_VERSION}"),
+                }),
+            }
+        })();
+        match upgraded {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
             }
         }
         Ok(Store { conn, path })

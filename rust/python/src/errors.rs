@@ -2,6 +2,7 @@
 use std::any::Any;
 use std::io::ErrorKind;
 
+use maestro_engine::duel::DuelError as EngDuelError;
 use maestro_engine::hash::HashError;
 use maestro_engine::manifest::ManifestError as EngManifestError;
 use maestro_engine::merkle::MerkleError;
@@ -19,6 +20,8 @@ pyo3::import_exception!(maestro_core.errors, VerificationError);
 pyo3::import_exception!(maestro_core.errors, StorageError);
 pyo3::import_exception!(maestro_core.errors, NotFoundError);
 pyo3::import_exception!(maestro_core.errors, InternalError);
+pyo3::import_exception!(maestro_core.errors, DuelError);
+pyo3::import_exception!(maestro_core.errors, ConflictError);
 
 fn hash_err(e: HashError) -> PyErr {
     let msg = e.to_string();
@@ -88,6 +91,16 @@ pub fn to_py(e: Error) -> PyErr {
                 StoreError::NotFound { .. } => NotFoundError::new_err(msg),
                 StoreError::Merkle(m) => merkle_err(m),
                 StoreError::Invalid(_) => InputError::new_err(msg),
+                StoreError::Conflict(_) => ConflictError::new_err(msg),
+            }
+        }
+        Error::Duel(e) => {
+            let msg = e.to_string();
+            match e {
+                EngDuelError::UnknownArm { .. } | EngDuelError::Invalid(_) => {
+                    DuelError::new_err(msg)
+                }
+                EngDuelError::State(_) => StorageError::new_err(msg),
             }
         }
     }

@@ -3,6 +3,7 @@
 //! engine error to a `maestro_core.errors` exception (never a panic).
 use pyo3::prelude::*;
 
+mod duel;
 mod errors;
 mod evidence;
 mod hash;
@@ -33,5 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evidence::parse_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(evidence::open_note, m)?)?;
     m.add_class::<store::Store>()?;
+    m.add_class::<duel::Duel>()?;
+    m.add_function(wrap_pyfunction!(duel::preference_regrets, m)?)?;
     Ok(())
 }

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use maestro_engine::hash::Digest;
+use maestro_engine::registry::{DuelRow, GenomeRow, TournamentRow};
 use maestro_engine::sign::KeyPair;
 use maestro_engine::store::{self, CardRow};
 use pyo3::prelude::*;
@@ -23,6 +24,43 @@ fn card_dict<'py>(py: Python<'py>, c: &CardRow) -> PyResult<Bound<'py, PyDict>> 
     d.set_item("created", &c.created)?;
     d.set_item("body", &c.body)?;
     d.set_item("log_index", c.log_index)?;
+    Ok(d)
+}
+
+fn genome_dict<'py>(py: Python<'py>, g: &GenomeRow) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", &g.id)?;
+    d.set_item("body", &g.body)?;
+    d.set_item("operator", &g.operator)?;
+    d.set_item("op_params", &g.op_params)?;
+    d.set_item("parents", &g.parents)?;
+    d.set_item("cost_tokens", g.cost_tokens)?;
+    d.set_item("tokenizer", &g.tokenizer)?;
+    d.set_item("created", &g.created)?;
+    Ok(d)
+}
+
+fn tournament_dict<'py>(py: Python<'py>, t: &TournamentRow) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", &t.id)?;
+    d.set_item("config", &t.config)?;
+    d.set_item("state", &t.state)?;
+    d.set_item("duels", t.duels)?;
+    d.set_item("status", &t.status)?;
+    d.set_item("created", &t.created)?;
+    d.set_item("updated", &t.updated)?;
+    Ok(d)
+}
+
+fn duel_dict<'py>(py: Python<'py>, r: &DuelRow) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("seq", r.seq)?;
+    d.set_item("winner", r.winner)?;
+    d.set_item("loser", r.loser)?;
+    d.set_item("source", &r.source)?;
+    d.set_item("vote_id", &r.vote_id)?;
+    d.set_item("detail", &r.detail)?;
+    d.set_item("created", &r.created)?;
     Ok(d)
 }
 
@@ -191,5 +229,142 @@ impl Store {
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let rows = self.with(py, move |s| Ok(s.cards(kind.as_deref(), limit)?))?;
         rows.iter().map(|c| card_dict(py, c)).collect()
+    }
+
+    // ------------------------------------------------------------ genomes
+
+    /// Register genomes in one transaction: tuples of (id, body, operator,
+    /// op_params, parents, cost_tokens, tokenizer). Returns how many were new.
+    #[allow(clippy::type_complexity)]
+    fn genome_put(
+        &self,
+        py: Python<'_>,
+        rows: Vec<(String, String, String, String, Vec<String>, u64, String)>,
+    ) -> PyResult<u64> {
+        let rows: Vec<GenomeRow> = rows
+            .into_iter()
+            .map(
+                |(id, body, operator, op_params, parents, cost_tokens, tokenizer)| GenomeRow {
+                    id,
+                    body,
+                    operator,
+                    op_params,
+                    parents,
+                    cost_tokens,
+                    tokenizer,
+                    created: String::new(),
+                },
+            )
+            .collect();
+        self.with(py, move |s| Ok(s.genome_put(&rows)?))
+    }
+
+    fn genome<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyDict>> {
+        let g = self.with(py, move |s| Ok(s.genome(&id)?))?;
+        genome_dict(py, &g)
+    }
+
+    #[pyo3(signature = (limit = 1000))]
+    fn genomes<'py>(&self, py: Python<'py>, limit: u64) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = self.with(py, move |s| Ok(s.genomes(limit)?))?;
+        rows.iter().map(|g| genome_dict(py, g)).collect()
+    }
+
+    fn genome_count(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s| Ok(s.genome_count()?))
+    }
+
+    /// `(nodes, edges)`: `[(id, depth, operator, cost_tokens)]` and `[(child, parent, pos)]`.
+    #[pyo3(signature = (id, descendants = false, max_depth = 1_000_000))]
+    #[allow(clippy::type_complexity)]
+    fn genome_lineage(
+        &self,
+        py: Python<'_>,
+        id: String,
+        descendants: bool,
+        max_depth: u32,
+    ) -> PyResult<(Vec<(String, u32, String, u64)>, Vec<(String, String, u32)>)> {
+        let (nodes, edges) = self.with(py, move |s| {
+            Ok(s.genome_lineage(&id, descendants, max_depth)?)
+        })?;
+        Ok((
+            nodes
+                .into_iter()
+                .map(|n| (n.id, n.depth, n.operator, n.cost_tokens))
+                .collect(),
+            edges
+                .into_iter()
+                .map(|e| (e.child, e.parent, e.pos))
+                .collect(),
+        ))
+    }
+
+    // ------------------------------------------------------------ tournaments
+
+    fn tournament_create(
+        &self,
+        py: Python<'_>,
+        id: String,
+        config: String,
+        state: String,
+    ) -> PyResult<()> {
+        self.with(py, move |s| Ok(s.tournament_create(&id, &config, &state)?))
+    }
+
+    fn tournament<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyDict>> {
+        let t = self.with(py, move |s| Ok(s.tournament(&id)?))?;
+        tournament_dict(py, &t)
+    }
+
+    fn tournaments<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = self.with(py, |s| Ok(s.tournaments()?))?;
+        rows.iter().map(|t| tournament_dict(py, t)).collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (tournament, expected, winner, loser, source, vote_id, detail, state))]
+    fn duel_record(
+        &self,
+        py: Python<'_>,
+        tournament: String,
+        expected: u64,
+        winner: u32,
+        loser: u32,
+        source: String,
+        vote_id: Option<String>,
+        detail: String,
+        state: String,
+    ) -> PyResult<Option<u64>> {
+        self.with(py, move |s| {
+            Ok(s.duel_record(
+                &tournament,
+                expected,
+                winner,
+                loser,
+                &source,
+                vote_id.as_deref(),
+                &detail,
+                &state,
+            )?)
+        })
+    }
+
+    #[pyo3(signature = (tournament, expected, state, status = None))]
+    fn tournament_save(
+        &self,
+        py: Python<'_>,
+        tournament: String,
+        expected: u64,
+        state: String,
+        status: Option<String>,
+    ) -> PyResult<()> {
+        self.with(py, move |s| {
+            Ok(s.tournament_save(&tournament, expected, &state, status.as_deref())?)
+        })
+    }
+
+    fn duels<'py>(&self, py: Python<'py>, tournament: String) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = self.with(py, move |s| Ok(s.duels(&tournament)?))?;
+        rows.iter().map(|r| duel_dict(py, r)).collect()
     }
 }
