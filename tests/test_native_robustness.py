@@ -37,7 +37,8 @@ FUNCTIONS = {
     "parse_public_key", "public_key_of", "scan_directory", "sign_entries", "verify_checkpoint",
     "verify_consistency", "verify_inclusion",
 }
-CLASSES = {"MerkleTree", "Store"}
+CLASSES = {"MerkleTree", "Store", "Duel"}
+FUNCTIONS |= {"preference_regrets"}
 MERKLE_METHODS = {
     "algorithm", "append", "append_leaf_hash", "consistency_proof", "from_leaf_hashes", "from_leaf_rows",
     "from_leaves", "inclusion_proof", "inclusion_proofs", "leaf_hashes", "root", "size",
@@ -45,7 +46,14 @@ MERKLE_METHODS = {
 STORE_METHODS = {
     "card", "cards", "checkpoints", "log_append", "log_append_many", "log_checkpoint", "log_consistency",
     "log_entry", "log_find", "log_inclusion", "log_root", "log_size", "log_verify", "path", "put_card",
+    "genome_put", "genome", "genomes", "genome_count", "genome_lineage", "tournament_create", "tournament",
+    "tournaments", "duel_record", "tournament_save", "duels",
 }
+DUEL_METHODS = {
+    "algorithm", "alpha", "arms", "beats_probability", "best", "confidence", "copy", "from_json", "pending",
+    "record", "seed", "select", "simulate", "steps", "to_json", "wins",
+}
+CLASS_METHODS = {"MerkleTree": MERKLE_METHODS, "Store": STORE_METHODS, "Duel": DUEL_METHODS}
 
 
 def _public(obj: Any) -> set[str]:
@@ -54,11 +62,10 @@ def _public(obj: Any) -> set[str]:
 
 def test_every_entry_point_is_covered() -> None:
     assert _public(_native) == FUNCTIONS | CLASSES, "update this test for new native entry points"
-    assert _public(_native.MerkleTree) == MERKLE_METHODS
-    assert _public(_native.Store) == STORE_METHODS
-    assert set(SPECS) == FUNCTIONS | {"MerkleTree", "Store"} | {f"MerkleTree.{m}" for m in MERKLE_METHODS} | {
-        f"Store.{m}" for m in STORE_METHODS
-    }
+    assert set(CLASS_METHODS) == CLASSES
+    for cls, methods in CLASS_METHODS.items():
+        assert _public(getattr(_native, cls)) == methods, cls
+    assert set(SPECS) == FUNCTIONS | CLASSES | {f"{c}.{m}" for c, ms in CLASS_METHODS.items() for m in ms}
 
 
 def check(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -113,6 +120,18 @@ class Ctx:
         self.loop.symlink_to(self.loop)
         self.dangling = tmp / "dangling"
         self.dangling.symlink_to(tmp / "nowhere")
+        # dueling bandits and the registry
+        self.duel = _native.Duel("rucb", 4, 1)
+        self.matrix = np.array([[0.5, 0.6, 0.7, 0.8], [0.4, 0.5, 0.6, 0.7], [0.3, 0.4, 0.5, 0.6], [0.2, 0.3, 0.4, 0.5]])
+        self.store.genome_put([("g1", "{}", "seed", "{}", [], 10, "t")])
+        self.store.tournament_create("t1", "{}", self.duel.to_json())
+        self._tournaments = 0
+
+    def fresh_tournament(self) -> str:
+        self._tournaments += 1
+        tid = f"fresh-{self._tournaments}"
+        self.store.tournament_create(tid, "{}", self.duel.to_json())
+        return tid
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +180,18 @@ ENTRIES = [
     [("/abs", 0, b"\x00" * 32)], [("a\\b", 0, b"\x00" * 32)], [("a\x00", 0, b"\x00" * 32)], None, [1],
     [("a", 2**64, b"\x00" * 32)], [("\ud800", 0, b"\x00" * 32)], [],
 ]
+F64_MATRIX = [
+    np.zeros((3, 4)), np.full((3, 3), np.nan), np.full((3, 3), 2.0), np.full((3, 3), -1.0), np.zeros((0, 0)),
+    np.zeros((4, 4))[::2, ::2], np.asfortranarray(np.full((3, 3), 0.5)), np.full((3, 3), 0.5, dtype=np.float32),
+    np.full((3, 3, 3), 0.5), np.full(3, 0.5), np.full((3, 3), np.inf), np.full((2000, 2000), 0.5)[:1, :1], [[0.5]],
+]
+ROWS = [
+    [("g", "{}", "op", "{}", ["missing-parent"], 1, "t")], [("", "", "", "", [], 0, "")], [("g", "{}", "op", "{}", [], -1, "t")],
+    [("g", "{}", "op", "{}", None, 1, "t")], [("g",)], [], [("\ud800", "{}", "op", "{}", [], 1, "t")],
+    [("g2", "{}", "op", "{}", ["g2"], 1, "t")],
+]
+F64 = [float("nan"), float("inf"), -1.0, 0.0, 1e308, 2**64, "0.5"]
+BOOL = ["yes", 2, None, [], np.bool_(True)]
 ITEMS = [[("", b"x")], [("k", "str")], None, [1], [("k", b"x", 3)], [], [("\ud800", b"x")]]
 
 
@@ -242,6 +273,48 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
     "Store.log_size": (lambda c: c.store.log_size, lambda c: [], []),
     "Store.log_verify": (lambda c: c.store.log_verify, lambda c: [], []),
     "Store.path": (lambda c: (lambda: c.store.path), lambda c: [], []),
+    "Store.genome_put": (
+        lambda c: c.store.genome_put, lambda c: [[("g3", "{}", "op", "{}", ["g1"], 5, "t")]], ["rows"]
+    ),
+    "Store.genome": (lambda c: c.store.genome, lambda c: ["g1"], ["text"]),
+    "Store.genomes": (lambda c: c.store.genomes, lambda c: [10], ["u64"]),
+    "Store.genome_count": (lambda c: c.store.genome_count, lambda c: [], []),
+    "Store.genome_lineage": (lambda c: c.store.genome_lineage, lambda c: ["g1", False, 5], ["text", "bool", "u64"]),
+    "Store.tournament_create": (
+        lambda c: c.store.tournament_create, lambda c: ["t2", "{}", c.duel.to_json()], ["text", "text", "text"]
+    ),
+    "Store.tournament": (lambda c: c.store.tournament, lambda c: ["t1"], ["text"]),
+    "Store.tournaments": (lambda c: c.store.tournaments, lambda c: [], []),
+    "Store.duel_record": (
+        lambda c: c.store.duel_record,
+        lambda c: [c.fresh_tournament(), 0, 0, 1, "test", None, "{}", c.duel.to_json()],
+        ["text", "u64", "u64", "u64", "text", "text", "text", "text"],
+    ),
+    "Store.tournament_save": (
+        lambda c: c.store.tournament_save, lambda c: [c.fresh_tournament(), 0, c.duel.to_json(), None],
+        ["text", "u64", "text", "text"],
+    ),
+    "Store.duels": (lambda c: c.store.duels, lambda c: ["t1"], ["text"]),
+    "Duel": (lambda c: _native.Duel, lambda c: ["dts", 5, 3, None, None], ["text", "u64", "u64", "f64", "f64"]),
+    "Duel.algorithm": (lambda c: (lambda: c.duel.algorithm), lambda c: [], []),
+    "Duel.alpha": (lambda c: (lambda: c.duel.alpha), lambda c: [], []),
+    "Duel.arms": (lambda c: (lambda: c.duel.arms), lambda c: [], []),
+    "Duel.seed": (lambda c: (lambda: c.duel.seed), lambda c: [], []),
+    "Duel.steps": (lambda c: (lambda: c.duel.steps), lambda c: [], []),
+    "Duel.pending": (lambda c: (lambda: c.duel.pending), lambda c: [], []),
+    "Duel.beats_probability": (lambda c: c.duel.beats_probability, lambda c: [0, 1], ["u64", "u64"]),
+    "Duel.best": (lambda c: c.duel.best, lambda c: [], []),
+    "Duel.confidence": (lambda c: c.duel.confidence, lambda c: [2], ["u64"]),
+    "Duel.copy": (lambda c: c.duel.copy, lambda c: [], []),
+    "Duel.from_json": (lambda c: _native.Duel.from_json, lambda c: [c.duel.to_json()], ["text"]),
+    "Duel.to_json": (lambda c: c.duel.to_json, lambda c: [], []),
+    "Duel.record": (lambda c: c.duel.record, lambda c: [0, 1], ["u64", "u64"]),
+    "Duel.select": (lambda c: c.duel.select, lambda c: [], []),
+    "Duel.wins": (lambda c: c.duel.wins, lambda c: [], []),
+    "Duel.simulate": (
+        lambda c: _native.Duel("ccb", 4, 2).simulate, lambda c: [c.matrix, 50, 1, 5], ["f64matrix", "u64", "u64", "u64"]
+    ),
+    "preference_regrets": (lambda c: _native.preference_regrets, lambda c: [c.matrix], ["f64matrix"]),
     "Store.put_card": (
         lambda c: c.store.put_card,
         lambda c: ["dc-1", "k.k", "s", "2026-01-01T00:00:00Z", "{}", b"{}"],
@@ -254,6 +327,7 @@ def pool(kind: str, c: Ctx) -> list[Any]:
     table: dict[str, list[Any]] = {
         "u64": U64, "digest": DIGEST, "bytes": BYTES, "alg": ALG, "text": TEXT, "proof": PROOF,
         "u64array": U64_ARRAY, "array2": ARRAY2, "leaves": LEAVES, "entries": ENTRIES, "items": ITEMS,
+        "f64matrix": F64_MATRIX, "rows": ROWS, "f64": F64, "bool": BOOL,
     }
     if kind == "path":
         return path_pool(c)

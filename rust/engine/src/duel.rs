@@ -1101,6 +1101,16 @@ pub fn simulate(
         )));
     }
     let every = every.max(1);
+    // A simulation is bounded work: refuse step counts or sample counts
+    // that could not finish or whose regret curve could not be held.
+    const MAX_STEPS: u64 = 1 << 36;
+    const MAX_SAMPLES: u64 = 1 << 27;
+    if steps > MAX_STEPS || steps / every > MAX_SAMPLES {
+        return Err(DuelError::Invalid(format!(
+            "simulate: {steps} steps sampled every {every} is too large \
+             (at most {MAX_STEPS} steps and {MAX_SAMPLES} samples)"
+        )));
+    }
     let reg = prefs.arm_regrets();
     let mut env = ChaCha8Rng::seed_from_u64(env_seed);
     let mut out = Vec::with_capacity((steps / every + 1) as usize);
