@@ -14,6 +14,10 @@ FileError            a file or folder cannot be read  2
 FileChangedError     a file changed while hashing     2
 VerificationError    a check failed (proof, sig ...)  1
 StorageError         the store is unusable            2
+PolicyError          a policy does not compile/eval   2
+PolicySyntaxError    Rego syntax error (file:l:c)     2
+PolicyTimeoutError   evaluation over its time limit   2
+DecisionLogError     malformed decision log           2
 InternalError        a bug (a caught Rust panic)      3
 ===================  ===============================  =========
 
@@ -32,6 +36,10 @@ __all__ = [
     "VerificationError",
     "StorageError",
     "InternalError",
+    "PolicyError",
+    "PolicySyntaxError",
+    "PolicyTimeoutError",
+    "DecisionLogError",
     "exit_code",
 ]
 
@@ -70,6 +78,22 @@ class StorageError(MaestroError):
 
 class InternalError(MaestroError, RuntimeError):
     """A bug inside maestro_core (for example a Rust panic that was caught)."""
+
+
+class PolicyError(InputError):
+    """A Rego policy set does not compile or evaluate (missing import, undefined ref, bad data)."""
+
+
+class PolicySyntaxError(PolicyError, SyntaxError):
+    """A Rego module does not parse; the message starts with ``file:line:col``."""
+
+
+class PolicyTimeoutError(PolicyError, TimeoutError):
+    """A Rego evaluation exceeded its time limit."""
+
+
+class DecisionLogError(InputError):
+    """A decision log (or labelled decision set) is malformed."""
 
 
 def exit_code(exc: BaseException) -> int:

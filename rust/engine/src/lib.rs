@@ -8,6 +8,8 @@ pub mod hash;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+#[cfg(feature = "rego")]
+pub mod rego_mut;
 pub mod sign;
 pub mod store;
 
@@ -31,4 +33,7 @@ pub enum Error {
     Manifest(#[from] manifest::ManifestError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[cfg(feature = "rego")]
+    #[error(transparent)]
+    Rego(#[from] rego_mut::RegoError),
 }

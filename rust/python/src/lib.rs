@@ -7,6 +7,7 @@ mod errors;
 mod evidence;
 mod hash;
 mod merkle;
+mod rego_mut;
 mod store;
 
 #[pymodule(gil_used = false)]
@@ -33,5 +34,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evidence::parse_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(evidence::open_note, m)?)?;
     m.add_class::<store::Store>()?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_load, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_from_modules, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_parse_decisions, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_mutants, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_mutate, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_to_v1, m)?)?;
+    m.add_class::<rego_mut::RegoEvaluator>()?;
     Ok(())
 }
