@@ -84,7 +84,7 @@ class PolicyError(InputError):
     """A Rego policy set does not compile or evaluate (missing import, undefined ref, bad data)."""
 
 
-class PolicySyntaxError(PolicyError, SyntaxError):
+class PolicySyntaxError(PolicyError):
     """A Rego module does not parse; the message starts with ``file:line:col``."""
 
 

@@ -187,6 +187,10 @@ impl Evaluator {
         guarded(|| {
             let mut engine = regorus::Engine::new();
             engine.set_rego_v0(set.rego_v0);
+            // As `opa eval` and `opa test`: a builtin error makes the
+            // expression undefined; `print` output is gathered, not written.
+            engine.set_strict_builtin_errors(false);
+            engine.set_gather_prints(true);
             for (i, m) in set.modules.iter().enumerate() {
                 let text = match replace {
                     Some((j, t)) if j == i => t,
@@ -212,6 +216,7 @@ impl Evaluator {
             engine
                 .eval_query("true".into(), false)
                 .map_err(|e| RegoError::Compile(format!("{e:#}")))?;
+            check_calls(set, replace)?;
             Ok(Evaluator {
                 engine,
                 rules: HashMap::new(),
@@ -256,6 +261,11 @@ impl Evaluator {
                 Err(e) => Ok(Err(Outcome::Error(format!("{e:#}")))),
             }
         });
+        // Drain gathered `print` output so that it does not pile up.
+        let _ = guarded(|| {
+            let _ = self.engine.take_prints();
+            Ok(())
+        });
         match r {
             Ok(Ok(Value::Undefined)) => Outcome::Undefined,
             Ok(Ok(v)) => Outcome::Value(v),
@@ -292,6 +302,159 @@ impl Evaluator {
             o => o,
         }
     }
+}
+
+/// Every called function must be a builtin or a function some module
+/// defines (directly, by `data.` path, or through an import alias), as OPA's
+/// compiler requires; regorus itself only fails when the call is evaluated.
+fn check_calls(set: &PolicySet, replace: Option<(usize, &str)>) -> Result<()> {
+    use regorus::unstable::{Expr, Literal, Query, RuleHead, BUILTINS};
+    let mut asts = vec![];
+    for (i, m) in set.modules.iter().enumerate() {
+        let text = match replace {
+            Some((j, t)) if j == i => t.to_string(),
+            _ => m.text.clone(),
+        };
+        let one = PolicySet {
+            modules: vec![super::load::Module {
+                path: m.path.clone(),
+                text,
+                is_test: m.is_test,
+            }],
+            data: Json::Null,
+            rego_v0: set.rego_v0,
+        };
+        asts.push((m.path.clone(), one.parse(0)?));
+    }
+    let mut defined = BTreeSet::new();
+    for (_, ast) in &asts {
+        let pkg = package_path(ast);
+        for r in &ast.policy {
+            if let Rule::Spec {
+                head: RuleHead::Func { refr, .. },
+                ..
+            } = r.as_ref()
+            {
+                defined.insert(format!("data.{pkg}.{}", refr.span().text()));
+            }
+        }
+    }
+    fn walk_q(q: &Query, out: &mut Vec<(String, u32, u32)>) {
+        for s in &q.stmts {
+            match &s.literal {
+                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => walk_e(expr, out),
+                Literal::SomeIn { collection, .. } => walk_e(collection, out),
+                Literal::Every { domain, query, .. } => {
+                    walk_e(domain, out);
+                    walk_q(query, out);
+                }
+                Literal::SomeVars { .. } => {}
+            }
+            for w in &s.with_mods {
+                walk_e(&w.r#as, out);
+            }
+        }
+    }
+    fn walk_e(e: &Expr, out: &mut Vec<(String, u32, u32)>) {
+        match e {
+            Expr::Call { fcn, params, .. } => {
+                let sp = fcn.span();
+                out.push((sp.text().to_string(), sp.line, sp.col));
+                for p in params {
+                    walk_e(p, out);
+                }
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                items.iter().for_each(|i| walk_e(i, out))
+            }
+            Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
+                walk_e(k, out);
+                walk_e(v, out);
+            }),
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                walk_e(term, out);
+                walk_q(query, out);
+            }
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => {
+                walk_e(key, out);
+                walk_e(value, out);
+                walk_q(query, out);
+            }
+            Expr::UnaryExpr { expr, .. } => walk_e(expr, out),
+            Expr::RefDot { refr, .. } => walk_e(refr, out),
+            Expr::RefBrack { refr, index, .. } => {
+                walk_e(refr, out);
+                walk_e(index, out);
+            }
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                walk_e(lhs, out);
+                walk_e(rhs, out);
+            }
+            Expr::Membership {
+                value, collection, ..
+            } => {
+                walk_e(value, out);
+                walk_e(collection, out);
+            }
+            _ => {}
+        }
+    }
+    for (path, ast) in &asts {
+        let pkg = package_path(ast);
+        let mut aliases: HashMap<String, String> = HashMap::new();
+        for imp in &ast.imports {
+            let target = imp.refr.span().text().to_string();
+            let alias = match &imp.r#as {
+                Some(a) => a.text().to_string(),
+                None => target.rsplit('.').next().unwrap_or("").to_string(),
+            };
+            aliases.insert(alias, target);
+        }
+        let mut calls = vec![];
+        for r in &ast.policy {
+            if let Rule::Spec { head, bodies, .. } = r.as_ref() {
+                match head {
+                    RuleHead::Compr {
+                        assign: Some(a), ..
+                    }
+                    | RuleHead::Func {
+                        assign: Some(a), ..
+                    } => walk_e(&a.value, &mut calls),
+                    _ => {}
+                }
+                for b in bodies {
+                    if let Some(a) = &b.assign {
+                        walk_e(&a.value, &mut calls);
+                    }
+                    walk_q(&b.query, &mut calls);
+                }
+            }
+        }
+        for (name, line, col) in calls {
+            if BUILTINS.contains_key(name.as_str()) || matches!(name.as_str(), "print" | "trace") {
+                continue;
+            }
+            let first = name.split('.').next().unwrap_or("");
+            let full = if name.starts_with("data.") {
+                name.clone()
+            } else if let Some(t) = aliases.get(first) {
+                format!("{t}{}", &name[first.len()..])
+            } else {
+                format!("data.{pkg}.{name}")
+            };
+            if !defined.contains(&full) {
+                return Err(RegoError::Compile(format!(
+                    "{path}:{line}:{col}: undefined function {name}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn test_word(o: &Outcome) -> String {
