@@ -216,7 +216,7 @@ impl Evaluator {
             engine
                 .eval_query("true".into(), false)
                 .map_err(|e| RegoError::Compile(format!("{e:#}")))?;
-            check_calls(set, replace)?;
+            check_calls(set, engine.get_modules())?;
             Ok(Evaluator {
                 engine,
                 rules: HashMap::new(),
@@ -307,25 +307,18 @@ impl Evaluator {
 /// Every called function must be a builtin or a function some module
 /// defines (directly, by `data.` path, or through an import alias), as OPA's
 /// compiler requires; regorus itself only fails when the call is evaluated.
-fn check_calls(set: &PolicySet, replace: Option<(usize, &str)>) -> Result<()> {
+fn check_calls(
+    set: &PolicySet,
+    modules: &[regorus::unstable::Ref<regorus::unstable::Module>],
+) -> Result<()> {
     use regorus::unstable::{Expr, Literal, Query, RuleHead, BUILTINS};
-    let mut asts = vec![];
-    for (i, m) in set.modules.iter().enumerate() {
-        let text = match replace {
-            Some((j, t)) if j == i => t.to_string(),
-            _ => m.text.clone(),
-        };
-        let one = PolicySet {
-            modules: vec![super::load::Module {
-                path: m.path.clone(),
-                text,
-                is_test: m.is_test,
-            }],
-            data: Json::Null,
-            rego_v0: set.rego_v0,
-        };
-        asts.push((m.path.clone(), one.parse(0)?));
-    }
+    // The engine's own ASTs (no second parse), in the order added.
+    let asts: Vec<(String, &regorus::unstable::Module)> = set
+        .modules
+        .iter()
+        .zip(modules.iter())
+        .map(|(m, a)| (m.path.clone(), a.as_ref()))
+        .collect();
     let mut defined = BTreeSet::new();
     for (_, ast) in &asts {
         let pkg = package_path(ast);
