@@ -14,9 +14,17 @@ $(BIN)/maturin:
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "maturin>=1.7,<2"
 
-# One release build of the extension, with the package's dev extras.
+# One release build of the extension, with the package's dev extras, plus the
+# real OPA (Go, embedded) for the Rego differential tests and benches. Its
+# wheel declares Requires-Python >= 3.14 but is py3-none and runs on 3.10+:
+# download it for 3.14, install it ignoring that marker.
+OPA_BINDINGS := opa-golib-python-bindings==0.4.4
 build: $(BIN)/maturin
 	$(BIN)/maturin develop --release --extras dev -q
+	@$(BIN)/python -c "import opa_bindings" 2>/dev/null || { \
+	  rm -rf $(VENV)/opa-wheel && \
+	  $(BIN)/pip download -q --no-deps --python-version 3.14 --only-binary=:all: -d $(VENV)/opa-wheel "$(OPA_BINDINGS)" && \
+	  $(BIN)/pip install -q --ignore-requires-python $(VENV)/opa-wheel/*.whl; }
 
 demo: build
 	$(BIN)/maestro demo

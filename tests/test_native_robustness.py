@@ -39,6 +39,8 @@ FUNCTIONS = {
 }
 CLASSES = {"MerkleTree", "Store", "Duel"}
 FUNCTIONS |= {"preference_regrets"}
+FUNCTIONS |= {"rego_load", "rego_from_modules", "rego_parse_decisions", "rego_mutants", "rego_mutate", "rego_to_v1"}
+CLASSES |= {"RegoEvaluator"}
 MERKLE_METHODS = {
     "algorithm", "append", "append_leaf_hash", "consistency_proof", "from_leaf_hashes", "from_leaf_rows",
     "from_leaves", "inclusion_proof", "inclusion_proofs", "leaf_hashes", "root", "size",
@@ -53,7 +55,10 @@ DUEL_METHODS = {
     "algorithm", "alpha", "arms", "beats_probability", "best", "confidence", "copy", "from_json", "pending",
     "record", "seed", "select", "simulate", "steps", "to_json", "wins",
 }
-CLASS_METHODS = {"MerkleTree": MERKLE_METHODS, "Store": STORE_METHODS, "Duel": DUEL_METHODS}
+REGO_METHODS = {"eval_many"}
+CLASS_METHODS = {
+    "MerkleTree": MERKLE_METHODS, "Store": STORE_METHODS, "Duel": DUEL_METHODS, "RegoEvaluator": REGO_METHODS,
+}
 
 
 def _public(obj: Any) -> set[str]:
@@ -126,6 +131,21 @@ class Ctx:
         self.store.genome_put([("g1", "{}", "seed", "{}", [], 10, "t")])
         self.store.tournament_create("t1", "{}", self.duel.to_json())
         self._tournaments = 0
+        # Rego
+        self.rego_dir = tmp / "rego"
+        self.rego_dir.mkdir()
+        self.rego_text = "package p\nimport rego.v1\nallow if input.x > 1\n"
+        (self.rego_dir / "p.rego").write_text(self.rego_text)
+        (self.rego_dir / "p_test.rego").write_text(
+            'package p\nimport rego.v1\ntest_a if allow with input as {"x": 2}\n'
+        )
+        self.rego_set = _native.rego_load([str(self.rego_dir)], [])
+        self.decisions, _ = _native.rego_parse_decisions(
+            '{"input": {"x": 2}, "expected": true, "query": "data.p.allow"}\n', None
+        )
+        self.rego_opts = json.dumps({"threads": 1, "timeout_ms": 500, "equivalence_samples": 4, "seed": 1,
+                                     "operators": ["relational_op"], "max_mutants": 20})
+        self.rego_eval = _native.RegoEvaluator(self.rego_set, None, 1000)
 
     def fresh_tournament(self) -> str:
         self._tournaments += 1
@@ -192,6 +212,11 @@ ROWS = [
 ]
 F64 = [float("nan"), float("inf"), -1.0, 0.0, 1e308, 2**64, "0.5"]
 BOOL = ["yes", 2, None, [], np.bool_(True)]
+JSON_TEXT = ["{", "[", "null", "[]", "{}", '{"modules": 3}', "[1, 2]", '[{"path": "", "text": "", "is_test": 1}]',
+             '{"x": ' * 10_000, "\ud800", '"str"', "1e999"]
+RULES = [[""], ["nope"], "abc", [None], [1]]
+REPLACE = [(0,), (99, "package q"), (0, "package p\nallow if {"), (-1, ""), ("a", "b"), (2**64, "x")]
+CALLBACK = [1, "f", lambda: None, lambda a, b: 1 / 0]
 ITEMS = [[("", b"x")], [("k", "str")], None, [1], [("k", b"x", 3)], [], [("\ud800", b"x")]]
 
 
@@ -315,6 +340,28 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
         lambda c: _native.Duel("ccb", 4, 2).simulate, lambda c: [c.matrix, 50, 1, 5], ["f64matrix", "u64", "u64", "u64"]
     ),
     "preference_regrets": (lambda c: _native.preference_regrets, lambda c: [c.matrix], ["f64matrix"]),
+    "rego_load": (lambda c: _native.rego_load, lambda c: [[str(c.rego_dir)], []], ["paths", "paths"]),
+    "rego_from_modules": (
+        lambda c: _native.rego_from_modules,
+        lambda c: [json.dumps([{"path": "p.rego", "text": c.rego_text, "is_test": False}]), "{}"],
+        ["json", "json"],
+    ),
+    "rego_parse_decisions": (
+        lambda c: _native.rego_parse_decisions, lambda c: ['{"input": {}, "expected": false}\n', "data.p.allow"],
+        ["json", "text"],
+    ),
+    "rego_mutants": (lambda c: _native.rego_mutants, lambda c: [c.rego_set, None], ["json", "rules"]),
+    "rego_mutate": (
+        lambda c: _native.rego_mutate,
+        lambda c: [c.rego_set, c.decisions, c.rego_opts, None, None],
+        ["json", "json", "json", "store", "callback"],
+    ),
+    "rego_to_v1": (lambda c: _native.rego_to_v1, lambda c: ["p.rego", "package p\nallow { input.x > 1 }\n"],
+                   ["text", "text"]),
+    "RegoEvaluator": (lambda c: _native.RegoEvaluator, lambda c: [c.rego_set, None, 1000], ["json", "replace", "u64"]),
+    "RegoEvaluator.eval_many": (
+        lambda c: c.rego_eval.eval_many, lambda c: ["data.p.allow", ['{"x": 2}']], ["text", "rules"]
+    ),
     "Store.put_card": (
         lambda c: c.store.put_card,
         lambda c: ["dc-1", "k.k", "s", "2026-01-01T00:00:00Z", "{}", b"{}"],
@@ -327,7 +374,8 @@ def pool(kind: str, c: Ctx) -> list[Any]:
     table: dict[str, list[Any]] = {
         "u64": U64, "digest": DIGEST, "bytes": BYTES, "alg": ALG, "text": TEXT, "proof": PROOF,
         "u64array": U64_ARRAY, "array2": ARRAY2, "leaves": LEAVES, "entries": ENTRIES, "items": ITEMS,
-        "f64matrix": F64_MATRIX, "rows": ROWS, "f64": F64, "bool": BOOL,
+        "f64matrix": F64_MATRIX, "rows": ROWS, "f64": F64, "bool": BOOL, "json": JSON_TEXT + TEXT,
+        "rules": RULES, "replace": REPLACE, "callback": CALLBACK, "store": [1, "store", object()],
     }
     if kind == "path":
         return path_pool(c)

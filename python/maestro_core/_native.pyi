@@ -7,6 +7,8 @@ heavy calls release the GIL.
 import os
 from collections.abc import Iterable
 from typing import Any, Final, Literal, final, overload
+from collections.abc import Callable
+from typing import Any, Final, final
 
 import numpy as np
 import numpy.typing as npt
@@ -210,3 +212,37 @@ class Duel:
 
 def preference_regrets(matrix: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], int | None]:
     """Per-pair regret of a preference matrix and its Condorcet winner (or None)."""
+
+# ---------------------------------------------------------------- rego_mut
+def rego_load(paths: list[str], data: list[str]) -> str:
+    """Load Rego policies and data like ``opa``; the policy set as JSON."""
+
+def rego_from_modules(modules_json: str, data_json: str) -> str:
+    """A policy set (JSON) from ``[{path, text, is_test}]`` and a data object."""
+
+def rego_parse_decisions(text: str, default_query: str | None = None) -> tuple[str, str]:
+    """``(decisions JSON, skipped JSON)`` from JSON lines or an OPA decision log."""
+
+def rego_mutants(set_json: str, operators: list[str] | None = None) -> str:
+    """The mutants of a policy set (JSON list), without running them."""
+
+def rego_mutate(
+    set_json: str,
+    decisions_json: str,
+    options_json: str,
+    store: Store | None = None,
+    progress: Callable[[int, int], object] | None = None,
+) -> str:
+    """Run a mutation analysis; the report as JSON (verdicts reused/stored in ``store``)."""
+
+def rego_to_v1(path: str, text: str) -> str:
+    """Rewrite a Rego v0 module into v1 syntax."""
+
+@final
+class RegoEvaluator:
+    """A compiled policy set evaluated many times (thread-safe)."""
+
+    def __new__(
+        cls, set_json: str, replace: tuple[int, str] | None = None, timeout_ms: int | None = None
+    ) -> RegoEvaluator: ...
+    def eval_many(self, query: str, inputs: list[str]) -> list[str | None]: ...

@@ -33,13 +33,13 @@ def _out(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
         print(human)
 
 
-def _progress(args: argparse.Namespace, desc: str) -> Any:
+def _progress(args: argparse.Namespace, desc: str, unit: str = "file") -> Any:
     """A tqdm bar on stderr when it is a terminal; ``None`` otherwise."""
     if args.json or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=0, desc=desc, unit="file", file=sys.stderr, leave=False)
+    bar = tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, leave=False)
 
     def update(done: int, total: int) -> None:
         bar.total = total
@@ -404,6 +404,54 @@ def cmd_tournament_demo(args: argparse.Namespace) -> int:
     return 0 if s["target_met"] else 1
 
 
+# ---------------------------------------------------------------- policy
+def cmd_policy_mutate(args: argparse.Namespace) -> int:
+    from . import policy
+
+    ps = policy.load(args.path, args.data or ())
+    decisions: list[policy.Decision] = []
+    skipped_lines: list[policy.Skipped] = []
+    if args.decisions:
+        decisions, skipped_lines = policy.load_decisions(args.decisions, args.query)
+    rep = policy.mutate(
+        ps, decisions, threads=args.threads, timeout_ms=args.timeout_ms, equivalence_samples=args.samples,
+        operators=args.operators.split(",") if args.operators else None, max_mutants=args.max_mutants,
+        incremental=not args.no_incremental, home=args.home, progress=_progress(args, "mutants", "mutant"),
+    )
+    rep.skipped[:0] = skipped_lines
+    if args.sarif:
+        write_text(args.sarif, json.dumps(policy.sarif(rep), indent=2))
+    _out(args, rep.summary() + f"\ndecision card {rep.card}" + (f"\nSARIF -> {args.sarif}" if args.sarif else ""),
+         rep.to_dict())
+    if args.min_score is not None and (rep.score or 0.0) < args.min_score:
+        if not args.json:
+            print(f"maestro: score below --min-score {args.min_score:.0%}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_policy_tune(args: argparse.Namespace) -> int:
+    from . import policy
+
+    ps = policy.load(args.path, args.data or ())
+    events, skipped = policy.load_decision_log(args.log)
+    cut = int(len(events) * args.history)
+    tuner = policy.Tuner(ps, home=args.home, seed=args.seed)
+    res = tuner.replay(events[:cut], events[cut:])
+    human = [
+        f"{res.candidates} candidate variants; admitted: {res.admitted.diff if res.admitted else 'none'}",
+        f"noisy-deny rate on the {res.live_decisions} live decisions: {res.noisy_rate_before:.1%} -> {res.noisy_rate_after:.1%}",
+        f"false allows: {res.false_allows}; rollbacks: {len(res.rolled_back)}",
+        *[f"  {e}" for e in res.events],
+        *[f"  skipped {s.what}: {s.reason}" for s in skipped],
+        f"decision cards: {', '.join(res.cards) or 'none'}",
+    ]
+    data = res.to_dict()
+    data["skipped"] = [{"what": s.what, "reason": s.reason} for s in skipped]
+    _out(args, "\n".join(human), data)
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
@@ -525,6 +573,27 @@ def build_parser() -> argparse.ArgumentParser:
     tdm = add(tp, "demo", cmd_tournament_demo, "evolve, duel and promote prompts on the bundled retrieval set")
     tdm.add_argument("-o", "--output", default="maestro-prompt-demo")
     tdm.add_argument("--seed", type=int, default=7)
+    pp = sub.add_parser("policy", help="Rego policies: mutation testing and noisy-deny tuning").add_subparsers(
+        dest="sub", required=True, parser_class=_Parser)
+    mu = add(pp, "mutate", cmd_policy_mutate, "mutation-test Rego policies against their tests and labelled decisions")
+    mu.add_argument("path", nargs="+", help="policy files or folders (loaded as opa does)")
+    mu.add_argument("--data", action="append", help="extra data file (JSON/YAML), repeatable")
+    mu.add_argument("--decisions", help="labelled decisions: JSON lines {input, expected[, query]} or OPA decision log")
+    mu.add_argument("--query", help="query for decision lines without one (e.g. data.authz.allow)")
+    mu.add_argument("--sarif", help="write surviving mutants as SARIF 2.1.0 to this file")
+    mu.add_argument("--threads", type=int, default=0, help="worker threads (0: one per core)")
+    mu.add_argument("--timeout-ms", type=int, default=2000, help="deadline per mutant")
+    mu.add_argument("--samples", type=int, default=64, help="random inputs per survivor (equivalence check)")
+    mu.add_argument("--operators", help="comma-separated operator names (default: all 13)")
+    mu.add_argument("--max-mutants", type=int)
+    mu.add_argument("--no-incremental", action="store_true", help="ignore verdicts of earlier runs")
+    mu.add_argument("--min-score", type=float, help="exit 1 when the score is below this fraction")
+    tu = add(pp, "tune", cmd_policy_tune, "quiet noisy denies with a conservative bandit; roll back on any false allow")
+    tu.add_argument("path", nargs="+", help="policy files or folders")
+    tu.add_argument("--data", action="append")
+    tu.add_argument("--log", required=True, help="OPA decision log (JSON lines) with outcome labels")
+    tu.add_argument("--history", type=float, default=0.7, help="fraction of the log replayed before admission")
+    tu.add_argument("--seed", type=int, default=7)
 
     d = add(sub, "demo", cmd_demo, "run the evidence flow end to end on the bundled example")
     d.add_argument("-o", "--output", default="maestro-demo", help="folder for the demo's files")

@@ -131,7 +131,7 @@ def arithmetic_matrix(k: int = 8, gap: float = 0.05) -> npt.NDArray[np.float64]:
     m = 0.5 + gap * (i[None, :] - i[:, None])
     if m.max() > 1 or m.min() < 0:
         raise InputError(f"arithmetic matrix: gap {gap} too large for {k} arms")
-    return m
+    return m.astype(np.float64)
 
 
 def cyclic_matrix(k: int = 4, top: float = 0.6, cycle: float = 0.9) -> npt.NDArray[np.float64]:
@@ -474,7 +474,7 @@ class Tournament:
             f"winner {win.id[:15]} beats every other arm with posterior probability >= {conf:.3f}",
             f"cost {inc.cost_tokens} -> {win.cost_tokens} tokens ({TOKENIZER}), cut {cost_cut:.1%}",
         ]
-        if delta is not None:
+        if delta is not None and eval_scores is not None:
             reasons.append(f"eval score {eval_scores[inc.id]:.4f} -> {eval_scores[win.id]:.4f} (delta {delta:+.4f})")
         reasons.append(f"lineage: {chain}")
         ok = win.id != inc.id and conf >= min_confidence and cost_cut >= min_cost_cut and \

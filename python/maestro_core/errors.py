@@ -19,6 +19,10 @@ GenomeError          invalid prompt genome/template   2
 DuelError            unknown arm/pair, bad algorithm  2
 JudgeError           a judge failed or printed junk   2
 JudgeTimeoutError    a judge ran out of time          2
+PolicyError          a policy does not compile/eval   2
+PolicySyntaxError    Rego syntax error (file:l:c)     2
+PolicyTimeoutError   evaluation over its time limit   2
+DecisionLogError     malformed decision log           2
 InternalError        a bug (a caught Rust panic)      3
 ===================  ===============================  =========
 
@@ -42,6 +46,10 @@ __all__ = [
     "DuelError",
     "JudgeError",
     "JudgeTimeoutError",
+    "PolicyError",
+    "PolicySyntaxError",
+    "PolicyTimeoutError",
+    "DecisionLogError",
     "exit_code",
 ]
 
@@ -100,6 +108,22 @@ class JudgeTimeoutError(JudgeError, TimeoutError):
 
 class InternalError(MaestroError, RuntimeError):
     """A bug inside maestro_core (for example a Rust panic that was caught)."""
+
+
+class PolicyError(InputError):
+    """A Rego policy set does not compile or evaluate (missing import, undefined ref, bad data)."""
+
+
+class PolicySyntaxError(PolicyError):
+    """A Rego module does not parse; the message starts with ``file:line:col``."""
+
+
+class PolicyTimeoutError(PolicyError, TimeoutError):
+    """A Rego evaluation exceeded its time limit."""
+
+
+class DecisionLogError(InputError):
+    """A decision log (or labelled decision set) is malformed."""
 
 
 def exit_code(exc: BaseException) -> int:

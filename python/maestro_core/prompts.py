@@ -303,7 +303,7 @@ def _check_schema(schema: Any) -> None:
     try:
         _canonical(schema)
         cls = jsonschema.validators.validator_for(schema)
-        cls.check_schema(schema)
+        cls.check_schema(dict(schema))
     except jsonschema.SchemaError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(root)"
         raise GenomeError(f"genome field output_schema at {where}: invalid JSON Schema: {e.message}") from None

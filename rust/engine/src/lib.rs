@@ -10,6 +10,8 @@ pub mod manifest;
 pub mod merkle;
 pub mod note;
 pub mod registry;
+#[cfg(feature = "rego")]
+pub mod rego_mut;
 pub mod sign;
 pub mod store;
 
@@ -35,4 +37,7 @@ pub enum Error {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Duel(#[from] duel::DuelError),
+    #[cfg(feature = "rego")]
+    #[error(transparent)]
+    Rego(#[from] rego_mut::RegoError),
 }

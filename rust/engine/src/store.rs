@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS cards (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL,
     created TEXT NOT NULL, body TEXT NOT NULL, log_index INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS cards_kind ON cards(kind, created);
+CREATE TABLE IF NOT EXISTS rego_mutants (
+    key TEXT PRIMARY KEY, verdict TEXT NOT NULL, updated TEXT NOT NULL) WITHOUT ROWID;
 ";
 
 /// An open store.
@@ -431,6 +433,40 @@ impl Store {
         )?;
         let rows = st.query_map(params![kind, limit as i64], row_card)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Stored verdicts of mutation runs (JSON) for the keys present.
+    /// Incremental mutation testing reads them to skip unchanged mutants.
+    pub fn mutation_verdicts(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let mut out = std::collections::HashMap::new();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT verdict FROM rego_mutants WHERE key = ?1")?;
+        for k in keys {
+            if let Some(v) = st.query_row([k], |r| r.get::<_, String>(0)).optional()? {
+                out.insert(k.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Store verdicts of a mutation run (one transaction).
+    pub fn put_mutation_verdicts(&mut self, rows: &[(String, String)]) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO rego_mutants (key, verdict, updated) VALUES (?1, ?2, ?3)",
+            )?;
+            let ts = now();
+            for (k, v) in rows {
+                st.execute(params![k, v, ts])?;
+            }
+        }
+        tx.commit()?;
+        Ok(rows.len())
     }
 }
 

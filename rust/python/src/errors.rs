@@ -7,6 +7,7 @@ use maestro_engine::hash::HashError;
 use maestro_engine::manifest::ManifestError as EngManifestError;
 use maestro_engine::merkle::MerkleError;
 use maestro_engine::note::NoteError;
+use maestro_engine::rego_mut::RegoError;
 use maestro_engine::sign::SignError;
 use maestro_engine::store::StoreError;
 use maestro_engine::Error;
@@ -22,6 +23,10 @@ pyo3::import_exception!(maestro_core.errors, NotFoundError);
 pyo3::import_exception!(maestro_core.errors, InternalError);
 pyo3::import_exception!(maestro_core.errors, DuelError);
 pyo3::import_exception!(maestro_core.errors, ConflictError);
+pyo3::import_exception!(maestro_core.errors, PolicyError);
+pyo3::import_exception!(maestro_core.errors, PolicySyntaxError);
+pyo3::import_exception!(maestro_core.errors, PolicyTimeoutError);
+pyo3::import_exception!(maestro_core.errors, DecisionLogError);
 
 fn hash_err(e: HashError) -> PyErr {
     let msg = e.to_string();
@@ -101,6 +106,25 @@ pub fn to_py(e: Error) -> PyErr {
                     DuelError::new_err(msg)
                 }
                 EngDuelError::State(_) => StorageError::new_err(msg),
+            }
+        }
+        Error::Rego(e) => {
+            let msg = e.to_string();
+            match e {
+                RegoError::Io { source, .. } => match source.kind() {
+                    ErrorKind::NotFound | ErrorKind::PermissionDenied => FileError::new_err(msg),
+                    _ => FileError::new_err(msg),
+                },
+                RegoError::Syntax { .. } => PolicySyntaxError::new_err(msg),
+                RegoError::Compile(_) | RegoError::Data { .. } | RegoError::Eval { .. } => {
+                    PolicyError::new_err(msg)
+                }
+                RegoError::Timeout { .. } => PolicyTimeoutError::new_err(msg),
+                RegoError::Decision { .. } => DecisionLogError::new_err(msg),
+                RegoError::Invalid(_) => InputError::new_err(msg),
+                RegoError::Panic(_) => {
+                    InternalError::new_err(format!("internal error (a bug, please report): {msg}"))
+                }
             }
         }
     }

@@ -8,6 +8,7 @@ mod errors;
 mod evidence;
 mod hash;
 mod merkle;
+mod rego_mut;
 mod store;
 
 #[pymodule(gil_used = false)]
@@ -36,5 +37,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::Store>()?;
     m.add_class::<duel::Duel>()?;
     m.add_function(wrap_pyfunction!(duel::preference_regrets, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_load, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_from_modules, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_parse_decisions, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_mutants, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_mutate, m)?)?;
+    m.add_function(wrap_pyfunction!(rego_mut::rego_to_v1, m)?)?;
+    m.add_class::<rego_mut::RegoEvaluator>()?;
     Ok(())
 }

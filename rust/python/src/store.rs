@@ -13,7 +13,7 @@ use crate::errors::{err, run, InputError, InternalError};
 
 #[pyclass(frozen, module = "maestro_core._native")]
 pub struct Store {
-    inner: Mutex<store::Store>,
+    pub(crate) inner: Mutex<store::Store>,
 }
 
 fn card_dict<'py>(py: Python<'py>, c: &CardRow) -> PyResult<Bound<'py, PyDict>> {
