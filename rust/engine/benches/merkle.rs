@@ -16,8 +16,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| t.inclusion_proof(black_box(12345), n as u64))
     });
     let buf = vec![7u8; 16 << 20];
-    c.bench_function("blake3_16MiB", |b| b.iter(|| Algorithm::Blake3.hash(black_box(&buf))));
-    c.bench_function("sha256_16MiB", |b| b.iter(|| Algorithm::Sha256.hash(black_box(&buf))));
+    c.bench_function("blake3_16MiB", |b| {
+        b.iter(|| Algorithm::Blake3.hash(black_box(&buf)))
+    });
+    c.bench_function("sha256_16MiB", |b| {
+        b.iter(|| Algorithm::Sha256.hash(black_box(&buf)))
+    });
 }
 
 criterion_group! {

@@ -156,12 +156,7 @@ pub fn hash_file(path: &Path, alg: Algorithm) -> Result<FileDigest, HashError> {
     if read != size || stamp(&before) != stamp(&after) {
         return Err(HashError::Changed {
             path: path.to_path_buf(),
-            detail: format!(
-                "size {} before, {} read, {} after",
-                size,
-                read,
-                after.len()
-            ),
+            detail: format!("size {} before, {} read, {} after", size, read, after.len()),
         });
     }
     Ok(FileDigest { size, digest })

@@ -8,6 +8,7 @@ pub mod hash;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod shapley;
 pub mod sign;
 pub mod store;
 
@@ -31,4 +32,6 @@ pub enum Error {
     Manifest(#[from] manifest::ManifestError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Shapley(#[from] shapley::ShapleyError),
 }

@@ -142,10 +142,12 @@ pub fn scan_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         let mut parts = Vec::new();
         for c in rel.components() {
             match c {
-                Component::Normal(s) => parts.push(s.to_str().ok_or_else(|| ManifestError::Walk {
-                    path: full.clone(),
-                    reason: "path is not valid UTF-8".into(),
-                })?),
+                Component::Normal(s) => {
+                    parts.push(s.to_str().ok_or_else(|| ManifestError::Walk {
+                        path: full.clone(),
+                        reason: "path is not valid UTF-8".into(),
+                    })?)
+                }
                 _ => {
                     return Err(ManifestError::Walk {
                         path: full.clone(),
@@ -225,7 +227,10 @@ impl Manifest {
             return Err(invalid("_type", format!("expected {STATEMENT_TYPE}")));
         }
         if get("predicateType")?.as_str() != Some(PREDICATE_TYPE) {
-            return Err(invalid("predicateType", format!("expected {PREDICATE_TYPE}")));
+            return Err(invalid(
+                "predicateType",
+                format!("expected {PREDICATE_TYPE}"),
+            ));
         }
         let pred = get("predicate")?;
         let alg: Algorithm = pred
@@ -253,16 +258,23 @@ impl Manifest {
                 .get(alg.name())
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid(f("digest"), format!("no {} digest", alg.name())))?;
-            if hexd.len() != 64 || hexd.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            if hexd.len() != 64
+                || hexd
+                    .bytes()
+                    .any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
                 return Err(invalid(f("digest"), "not 64 lower-case hex digits"));
             }
             let mut digest = [0u8; 32];
-            hex::decode_to_slice(hexd, &mut digest).map_err(|e| invalid(f("digest"), e.to_string()))?;
+            hex::decode_to_slice(hexd, &mut digest)
+                .map_err(|e| invalid(f("digest"), e.to_string()))?;
             let size = s
                 .get("annotations")
                 .and_then(|a| a.get("size"))
                 .and_then(Value::as_u64)
-                .ok_or_else(|| invalid(f("annotations.size"), "missing or not an unsigned integer"))?;
+                .ok_or_else(|| {
+                    invalid(f("annotations.size"), "missing or not an unsigned integer")
+                })?;
             entries.push(Entry {
                 path: path.to_string(),
                 size,
@@ -341,7 +353,10 @@ fn check_order(entries: &[Entry]) -> Result<()> {
             std::cmp::Ordering::Greater => {
                 return Err(invalid(
                     format!("subject[{}].name", i + 1),
-                    format!("{:?} is out of order (paths must be sorted by bytes)", w[1].path),
+                    format!(
+                        "{:?} is out of order (paths must be sorted by bytes)",
+                        w[1].path
+                    ),
                 ))
             }
         }
@@ -366,8 +381,14 @@ pub fn build(dir: &Path, alg: Algorithm) -> Result<Manifest> {
 pub enum Difference {
     Missing(String),
     Unexpected(String),
-    Size { path: String, expected: u64, found: u64 },
-    Digest { path: String },
+    Size {
+        path: String,
+        expected: u64,
+        found: u64,
+    },
+    Digest {
+        path: String,
+    },
 }
 
 impl Difference {
@@ -386,7 +407,9 @@ impl Difference {
                 expected,
                 found,
             } => format!("{path}: size {found}, manifest says {expected}"),
-            Difference::Digest { path } => format!("{path}: content differs from the manifest digest"),
+            Difference::Digest { path } => {
+                format!("{path}: content differs from the manifest digest")
+            }
         }
     }
 }

@@ -131,7 +131,11 @@ pub fn inclusion_proof<S: NodeSource + ?Sized>(
 }
 
 /// RFC 9162 §2.1.4.1 `PROOF(old, D[0:new])` for `0 < old <= new`.
-pub fn consistency_proof<S: NodeSource + ?Sized>(src: &S, old: u64, new: u64) -> Result<Vec<Digest>> {
+pub fn consistency_proof<S: NodeSource + ?Sized>(
+    src: &S,
+    old: u64,
+    new: u64,
+) -> Result<Vec<Digest>> {
     if new > src.size() {
         return Err(MerkleError::SizeOutOfRange {
             requested: new,
@@ -387,7 +391,9 @@ impl Tree {
     /// Build from leaf data (hashing each as a leaf, in parallel).
     pub fn from_leaves<D: AsRef<[u8]> + Sync>(alg: Algorithm, data: &[D]) -> Self {
         let leaves = if data.len() >= PAR_LEVEL {
-            data.par_iter().map(|d| leaf_hash(alg, d.as_ref())).collect()
+            data.par_iter()
+                .map(|d| leaf_hash(alg, d.as_ref()))
+                .collect()
         } else {
             data.iter().map(|d| leaf_hash(alg, d.as_ref())).collect()
         };

@@ -49,7 +49,12 @@ fn bad(line: usize, reason: impl Into<String>) -> NoteError {
 impl Checkpoint {
     /// The note text that is signed.
     pub fn body(&self) -> String {
-        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        );
         for e in &self.extensions {
             s.push_str(e);
             s.push('\n');
@@ -85,7 +90,10 @@ impl Checkpoint {
         if name != cp.origin {
             return Err(bad(
                 1,
-                format!("origin {:?} does not match the log key name {name:?}", cp.origin),
+                format!(
+                    "origin {:?} does not match the log key name {name:?}",
+                    cp.origin
+                ),
             ));
         }
         let want_id = note_key_id(&name, key.key.as_bytes());
@@ -96,9 +104,12 @@ impl Checkpoint {
             if line.is_empty() {
                 continue;
             }
-            let rest = line
-                .strip_prefix(DASH)
-                .ok_or_else(|| bad(lineno, "signature line must start with an em dash and a space"))?;
+            let rest = line.strip_prefix(DASH).ok_or_else(|| {
+                bad(
+                    lineno,
+                    "signature line must start with an em dash and a space",
+                )
+            })?;
             let (sname, b64) = rest
                 .split_once(' ')
                 .ok_or_else(|| bad(lineno, "signature line needs a key name and a signature"))?;
@@ -130,9 +141,16 @@ impl Checkpoint {
         if body.chars().any(|c| c.is_control() && c != '\n') {
             return Err(bad(0, "control characters are not allowed in a note"));
         }
-        let lines: Vec<&str> = body.strip_suffix('\n').unwrap_or(body).split('\n').collect();
+        let lines: Vec<&str> = body
+            .strip_suffix('\n')
+            .unwrap_or(body)
+            .split('\n')
+            .collect();
         if lines.len() < 3 {
-            return Err(bad(lines.len() + 1, "a checkpoint needs origin, size and root lines"));
+            return Err(bad(
+                lines.len() + 1,
+                "a checkpoint needs origin, size and root lines",
+            ));
         }
         let origin = lines[0];
         if origin.is_empty() {
@@ -147,7 +165,10 @@ impl Checkpoint {
             || !size_s.bytes().all(|b| b.is_ascii_digit())
             || (size_s.len() > 1 && size_s.starts_with('0'))
         {
-            return Err(bad(2, format!("tree size {size_s:?} is not a decimal number")));
+            return Err(bad(
+                2,
+                format!("tree size {size_s:?} is not a decimal number"),
+            ));
         }
         let size: u64 = size_s
             .parse()
@@ -155,10 +176,12 @@ impl Checkpoint {
         let root_v = B64
             .decode(lines[2])
             .map_err(|e| bad(3, format!("root hash base64: {e}")))?;
-        let root: Digest = root_v
-            .as_slice()
-            .try_into()
-            .map_err(|_| bad(3, format!("root hash has {} bytes, expected 32", root_v.len())))?;
+        let root: Digest = root_v.as_slice().try_into().map_err(|_| {
+            bad(
+                3,
+                format!("root hash has {} bytes, expected 32", root_v.len()),
+            )
+        })?;
         let extensions: Vec<String> = lines[3..].iter().map(|s| s.to_string()).collect();
         if let Some(i) = extensions.iter().position(|e| e.is_empty()) {
             return Err(bad(4 + i, "empty extension line"));

@@ -158,7 +158,10 @@ impl PublicKey {
             .decode(parts[2])
             .map_err(|e| bad_key(what, format!("verifier key base64: {e}")))?;
         if raw.len() != 33 || raw[0] != 0x01 {
-            return Err(bad_key(what, "verifier key is not an Ed25519 (type 0x01) key"));
+            return Err(bad_key(
+                what,
+                "verifier key is not an Ed25519 (type 0x01) key",
+            ));
         }
         let bytes: [u8; 32] = raw[1..]
             .try_into()
@@ -186,9 +189,9 @@ impl PublicKey {
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
         let sig = Signature::from_slice(sig)
             .map_err(|_| SignError::BadSignature(format!("{} bytes, expected 64", sig.len())))?;
-        self.key
-            .verify(msg, &sig)
-            .map_err(|_| SignError::BadSignature("does not verify with the given public key".into()))
+        self.key.verify(msg, &sig).map_err(|_| {
+            SignError::BadSignature("does not verify with the given public key".into())
+        })
     }
 }
 
@@ -253,10 +256,11 @@ impl Envelope {
     }
 
     pub fn payload_bytes(&self) -> Result<Vec<u8>> {
-        B64.decode(&self.payload).map_err(|e| SignError::BadEnvelope {
-            what: "payload".into(),
-            reason: format!("base64: {e}"),
-        })
+        B64.decode(&self.payload)
+            .map_err(|e| SignError::BadEnvelope {
+                what: "payload".into(),
+                reason: format!("base64: {e}"),
+            })
     }
 
     /// Succeeds when a signature by `key` verifies over the PAE.

@@ -146,7 +146,9 @@ impl Store {
             reason: format!("not a maestro store ({e})"),
         })?;
         let v: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         match v {
             None => {
@@ -171,9 +173,11 @@ impl Store {
     }
 
     pub fn log_size(&self) -> Result<u64> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries", [], |r| r.get(0))?;
+        let n: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(n as u64)
     }
 
@@ -290,7 +294,9 @@ impl Store {
         while let Some(r) = rows.next()? {
             let idx = r.get::<_, i64>(0)? as u64;
             if idx != expect {
-                return Err(StoreError::Corrupt(format!("log entry {expect} is missing")));
+                return Err(StoreError::Corrupt(format!(
+                    "log entry {expect} is missing"
+                )));
             }
             let body: Vec<u8> = r.get(1)?;
             let lh = digest_of(r.get(2)?, "leaf")?;
@@ -302,7 +308,9 @@ impl Store {
             tree.push_leaf_hash(lh);
             expect += 1;
         }
-        let mut st = self.conn.prepare("SELECT level, idx, hash FROM log_nodes")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT level, idx, hash FROM log_nodes")?;
         let mut rows = st.query([])?;
         let mut count = 0u64;
         while let Some(r) = rows.next()? {
@@ -413,10 +421,11 @@ fn row_card(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
 
 /// Append inside an open transaction: entry rows plus completed nodes.
 fn append_in(tx: &Connection, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
-    let mut n: u64 = tx
-        .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries", [], |r| {
-            r.get::<_, i64>(0)
-        })? as u64;
+    let mut n: u64 = tx.query_row(
+        "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64;
     let mut ins_e = tx.prepare_cached(
         "INSERT INTO log_entries(idx, kind, body, leaf_hash, created) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
