@@ -182,6 +182,25 @@ impl Coalitions {
         Ok(c)
     }
 
+    /// The coalitions numbered `start .. start + count` of a value table
+    /// (entry `k` ↔ the players whose bits are set in `k`), `n ≤ 25`.
+    pub fn table_range(n: usize, start: usize, count: usize) -> Result<Self> {
+        if n > exact::MAX_EXACT_PLAYERS || start + count > 1usize << n {
+            return Err(ShapleyError::Invalid {
+                what: "table range",
+                reason: format!(
+                    "{start}..{} is outside a table of {n} players",
+                    start + count
+                ),
+            });
+        }
+        Ok(Coalitions {
+            n,
+            words: 1,
+            data: (start..start + count).map(|k| k as u64).collect(),
+        })
+    }
+
     pub fn players(&self) -> usize {
         self.n
     }
@@ -406,12 +425,14 @@ impl SparseGame {
     }
 }
 
-impl Game for SparseGame {
-    fn players(&self) -> usize {
+impl SparseGame {
+    /// Number of players.
+    pub fn players(&self) -> usize {
         self.n
     }
 
-    fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<()> {
+    /// Values of the coalitions of `batch`; an unmeasured one is an error.
+    pub fn lookup(&self, batch: &Coalitions, out: &mut [f64]) -> Result<()> {
         for (r, o) in out.iter_mut().enumerate() {
             let row = batch.row(r);
             *o = *self.map.get(row).ok_or_else(|| ShapleyError::Missing {
@@ -421,6 +442,16 @@ impl Game for SparseGame {
             })?;
         }
         Ok(())
+    }
+}
+
+impl Game for SparseGame {
+    fn players(&self) -> usize {
+        self.n
+    }
+
+    fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<()> {
+        self.lookup(batch, out)
     }
 }
 

@@ -6,6 +6,7 @@ use maestro_engine::hash::HashError;
 use maestro_engine::manifest::ManifestError as EngManifestError;
 use maestro_engine::merkle::MerkleError;
 use maestro_engine::note::NoteError;
+use maestro_engine::shapley::ShapleyError;
 use maestro_engine::sign::SignError;
 use maestro_engine::store::StoreError;
 use maestro_engine::Error;
@@ -19,6 +20,7 @@ pyo3::import_exception!(maestro_core.errors, VerificationError);
 pyo3::import_exception!(maestro_core.errors, StorageError);
 pyo3::import_exception!(maestro_core.errors, NotFoundError);
 pyo3::import_exception!(maestro_core.errors, InternalError);
+pyo3::import_exception!(maestro_core.errors, GameError);
 
 fn hash_err(e: HashError) -> PyErr {
     let msg = e.to_string();
@@ -90,9 +92,25 @@ pub fn to_py(e: Error) -> PyErr {
                 StoreError::Invalid(_) => InputError::new_err(msg),
             }
         }
+        Error::Shapley(e) => {
+            let msg = e.to_string();
+            match e {
+                ShapleyError::TableLength { .. }
+                | ShapleyError::NonFinite { .. }
+                | ShapleyError::TooManyPlayers { .. }
+                | ShapleyError::PlayerCount { .. }
+                | ShapleyError::Invalid { .. }
+                | ShapleyError::Missing { .. }
+                | ShapleyError::Budget { .. }
+                | ShapleyError::Singular { .. } => InputError::new_err(msg),
+                ShapleyError::GameValue { .. }
+                | ShapleyError::GameShape { .. }
+                | ShapleyError::Game(_) => GameError::new_err(msg),
+                ShapleyError::Threads(_) => InternalError::new_err(msg),
+            }
+        }
     }
 }
-
 
 /// A caught panic is a bug: it surfaces as `InternalError`, never as
 /// `pyo3.PanicException`.

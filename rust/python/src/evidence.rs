@@ -30,7 +30,12 @@ pub fn public_key_of(private_pem: &str) -> PyResult<(String, String, String, Str
     guard(|| {
         let k = KeyPair::from_pem(private_pem, "private key").map_err(err)?;
         let p = k.public();
-        Ok((k.name.clone(), p.to_pem().map_err(err)?, p.to_vkey().map_err(err)?, p.key_id()))
+        Ok((
+            k.name.clone(),
+            p.to_pem().map_err(err)?,
+            p.to_vkey().map_err(err)?,
+            p.key_id(),
+        ))
     })
 }
 
@@ -102,7 +107,11 @@ pub fn sign_entries<'py>(
 /// Parse an envelope; verify its signature when `public_key` is given.
 #[pyfunction]
 #[pyo3(signature = (envelope, public_key = None))]
-pub fn open_manifest<'py>(py: Python<'py>, envelope: &[u8], public_key: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+pub fn open_manifest<'py>(
+    py: Python<'py>,
+    envelope: &[u8],
+    public_key: Option<&str>,
+) -> PyResult<Bound<'py, PyDict>> {
     let m = guard(|| match public_key {
         Some(k) => {
             let pk = PublicKey::parse(k, "public key").map_err(err)?;
@@ -141,7 +150,11 @@ pub fn compare_manifest(
 
 /// Verify a signed checkpoint: `(origin, size, root)`.
 #[pyfunction]
-pub fn verify_checkpoint<'py>(py: Python<'py>, text: &str, public_key: &str) -> PyResult<(String, u64, Bound<'py, PyBytes>)> {
+pub fn verify_checkpoint<'py>(
+    py: Python<'py>,
+    text: &str,
+    public_key: &str,
+) -> PyResult<(String, u64, Bound<'py, PyBytes>)> {
     let cp = guard(|| {
         let pk = PublicKey::parse(public_key, "log key").map_err(err)?;
         Checkpoint::verify(text, &pk).map_err(err)
@@ -151,9 +164,15 @@ pub fn verify_checkpoint<'py>(py: Python<'py>, text: &str, public_key: &str) -> 
 
 /// Parse a checkpoint's note text without checking signatures.
 #[pyfunction]
-pub fn parse_checkpoint<'py>(py: Python<'py>, text: &str) -> PyResult<(String, u64, Bound<'py, PyBytes>)> {
+pub fn parse_checkpoint<'py>(
+    py: Python<'py>,
+    text: &str,
+) -> PyResult<(String, u64, Bound<'py, PyBytes>)> {
     let cp = guard(|| {
-        let body = text.split_once("\n\n").map(|(b, _)| format!("{b}\n")).unwrap_or_else(|| text.to_string());
+        let body = text
+            .split_once("\n\n")
+            .map(|(b, _)| format!("{b}\n"))
+            .unwrap_or_else(|| text.to_string());
         Checkpoint::parse_body(&body).map_err(err)
     })?;
     Ok((cp.origin, cp.size, PyBytes::new(py, &cp.root)))

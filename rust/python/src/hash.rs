@@ -18,7 +18,11 @@ pub fn alg(name: &str) -> PyResult<Algorithm> {
 
 #[pyfunction]
 #[pyo3(signature = (data, algorithm = "blake3"))]
-pub fn hash_bytes<'py>(py: Python<'py>, data: &[u8], algorithm: &str) -> PyResult<Bound<'py, PyBytes>> {
+pub fn hash_bytes<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    algorithm: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
     let a = alg(algorithm)?;
     let d = if data.len() >= DETACH_MIN {
         run(py, || Ok(a.hash(data)))?
@@ -30,7 +34,11 @@ pub fn hash_bytes<'py>(py: Python<'py>, data: &[u8], algorithm: &str) -> PyResul
 
 #[pyfunction]
 #[pyo3(signature = (path, algorithm = "blake3"))]
-pub fn hash_file<'py>(py: Python<'py>, path: PathBuf, algorithm: &str) -> PyResult<(u64, Bound<'py, PyBytes>)> {
+pub fn hash_file<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    algorithm: &str,
+) -> PyResult<(u64, Bound<'py, PyBytes>)> {
     let a = alg(algorithm)?;
     let fd = run(py, || Ok(hash::hash_file(&path, a)?))?;
     Ok((fd.size, PyBytes::new(py, &fd.digest)))

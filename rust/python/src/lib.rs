@@ -7,6 +7,7 @@ mod errors;
 mod evidence;
 mod hash;
 mod merkle;
+mod shapley;
 mod store;
 
 #[pymodule(gil_used = false)]
@@ -32,5 +33,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evidence::verify_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(evidence::parse_checkpoint, m)?)?;
     m.add_class::<store::Store>()?;
+    m.add_function(wrap_pyfunction!(shapley::shapley_exact, m)?)?;
+    m.add_function(wrap_pyfunction!(shapley::shapley_interactions, m)?)?;
+    m.add_function(wrap_pyfunction!(shapley::shapley_sample, m)?)?;
+    m.add_class::<shapley::SparseGame>()?;
+    m.add_class::<shapley::CallableGame>()?;
     Ok(())
 }

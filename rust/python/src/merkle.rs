@@ -76,7 +76,11 @@ impl MerkleTree {
 
     #[staticmethod]
     #[pyo3(signature = (leaf_hashes, algorithm = "sha256"))]
-    fn from_leaf_hashes(py: Python<'_>, leaf_hashes: PyReadonlyArray2<'_, u8>, algorithm: &str) -> PyResult<Self> {
+    fn from_leaf_hashes(
+        py: Python<'_>,
+        leaf_hashes: PyReadonlyArray2<'_, u8>,
+        algorithm: &str,
+    ) -> PyResult<Self> {
         let a = alg(algorithm)?;
         let leaves = digests_from_array(&leaf_hashes)?;
         let t = run(py, || Ok(Tree::from_leaf_hashes(a, leaves)))?;
@@ -100,7 +104,11 @@ impl MerkleTree {
     /// Leaves given as the rows of a 2-D uint8 array (fixed-width data).
     #[staticmethod]
     #[pyo3(signature = (rows, algorithm = "sha256"))]
-    fn from_leaf_rows(py: Python<'_>, rows: PyReadonlyArray2<'_, u8>, algorithm: &str) -> PyResult<Self> {
+    fn from_leaf_rows(
+        py: Python<'_>,
+        rows: PyReadonlyArray2<'_, u8>,
+        algorithm: &str,
+    ) -> PyResult<Self> {
         let a = alg(algorithm)?;
         let w = rows.shape()[1];
         let flat = rows
@@ -164,8 +172,16 @@ impl MerkleTree {
     }
 
     #[pyo3(signature = (index, size = None))]
-    fn inclusion_proof<'py>(&self, py: Python<'py>, index: u64, size: Option<u64>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let p = self.with(|t| t.inclusion_proof(index, size.unwrap_or(t.len())).map_err(err))?;
+    fn inclusion_proof<'py>(
+        &self,
+        py: Python<'py>,
+        index: u64,
+        size: Option<u64>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let p = self.with(|t| {
+            t.inclusion_proof(index, size.unwrap_or(t.len()))
+                .map_err(err)
+        })?;
         Ok(bytes_list(py, &p))
     }
 
@@ -195,23 +211,43 @@ impl MerkleTree {
     }
 
     #[pyo3(signature = (old, new = None))]
-    fn consistency_proof<'py>(&self, py: Python<'py>, old: u64, new: Option<u64>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let p = self.with(|t| t.consistency_proof(old, new.unwrap_or(t.len())).map_err(err))?;
+    fn consistency_proof<'py>(
+        &self,
+        py: Python<'py>,
+        old: u64,
+        new: Option<u64>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let p = self.with(|t| {
+            t.consistency_proof(old, new.unwrap_or(t.len()))
+                .map_err(err)
+        })?;
         Ok(bytes_list(py, &p))
     }
 }
 
 #[pyfunction]
 #[pyo3(signature = (data, algorithm = "sha256"))]
-pub fn leaf_hash<'py>(py: Python<'py>, data: &[u8], algorithm: &str) -> PyResult<Bound<'py, PyBytes>> {
+pub fn leaf_hash<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    algorithm: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
     Ok(PyBytes::new(py, &merkle::leaf_hash(alg(algorithm)?, data)))
 }
 
 #[pyfunction]
 #[pyo3(signature = (left, right, algorithm = "sha256"))]
-pub fn node_hash<'py>(py: Python<'py>, left: &[u8], right: &[u8], algorithm: &str) -> PyResult<Bound<'py, PyBytes>> {
+pub fn node_hash<'py>(
+    py: Python<'py>,
+    left: &[u8],
+    right: &[u8],
+    algorithm: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
     let (l, r) = (digest("left", left)?, digest("right", right)?);
-    Ok(PyBytes::new(py, &merkle::node_hash(alg(algorithm)?, &l, &r)))
+    Ok(PyBytes::new(
+        py,
+        &merkle::node_hash(alg(algorithm)?, &l, &r),
+    ))
 }
 
 #[pyfunction]

@@ -39,7 +39,9 @@ impl Store {
     ) -> PyResult<T> {
         run(py, || {
             let mut s = self.inner.lock().map_err(|_| {
-                maestro_engine::Error::Store(store::StoreError::Corrupt("store lock poisoned".into()))
+                maestro_engine::Error::Store(store::StoreError::Corrupt(
+                    "store lock poisoned".into(),
+                ))
             })?;
             f(&mut s)
         })
@@ -51,12 +53,17 @@ impl Store {
     #[new]
     fn new(py: Python<'_>, home: PathBuf) -> PyResult<Self> {
         let s = run(py, || Ok(store::Store::open(&home)?))?;
-        Ok(Store { inner: Mutex::new(s) })
+        Ok(Store {
+            inner: Mutex::new(s),
+        })
     }
 
     #[getter]
     fn path(&self) -> PyResult<PathBuf> {
-        let s = self.inner.lock().map_err(|_| InternalError::new_err("store lock poisoned"))?;
+        let s = self
+            .inner
+            .lock()
+            .map_err(|_| InternalError::new_err("store lock poisoned"))?;
         Ok(s.path().to_path_buf())
     }
 
@@ -65,13 +72,20 @@ impl Store {
     }
 
     fn log_append(&self, py: Python<'_>, kind: String, body: Vec<u8>) -> PyResult<u64> {
-        let v = self.with(py, move |s| Ok(s.log_append(&[(kind.as_str(), body.as_slice())])?))?;
-        v.first().copied().ok_or_else(|| InternalError::new_err("append returned no index"))
+        let v = self.with(py, move |s| {
+            Ok(s.log_append(&[(kind.as_str(), body.as_slice())])?)
+        })?;
+        v.first()
+            .copied()
+            .ok_or_else(|| InternalError::new_err("append returned no index"))
     }
 
     fn log_append_many(&self, py: Python<'_>, items: Vec<(String, Vec<u8>)>) -> PyResult<Vec<u64>> {
         self.with(py, move |s| {
-            let refs: Vec<(&str, &[u8])> = items.iter().map(|(k, b)| (k.as_str(), b.as_slice())).collect();
+            let refs: Vec<(&str, &[u8])> = items
+                .iter()
+                .map(|(k, b)| (k.as_str(), b.as_slice()))
+                .collect();
             Ok(s.log_append(&refs)?)
         })
     }
@@ -88,25 +102,41 @@ impl Store {
     }
 
     fn log_find(&self, py: Python<'_>, leaf_hash: Vec<u8>) -> PyResult<Option<u64>> {
-        let d: Digest = leaf_hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| InputError::new_err(format!("leaf hash: must be 32 bytes, got {}", leaf_hash.len())))?;
+        let d: Digest = leaf_hash.as_slice().try_into().map_err(|_| {
+            InputError::new_err(format!(
+                "leaf hash: must be 32 bytes, got {}",
+                leaf_hash.len()
+            ))
+        })?;
         self.with(py, |s| Ok(s.log_find(&d)?))
     }
 
     #[pyo3(signature = (size = None))]
-    fn log_root<'py>(&self, py: Python<'py>, size: Option<u64>) -> PyResult<(u64, Bound<'py, PyBytes>)> {
+    fn log_root<'py>(
+        &self,
+        py: Python<'py>,
+        size: Option<u64>,
+    ) -> PyResult<(u64, Bound<'py, PyBytes>)> {
         let (n, r) = self.with(py, |s| Ok(s.log_root(size)?))?;
         Ok((n, PyBytes::new(py, &r)))
     }
 
-    fn log_inclusion<'py>(&self, py: Python<'py>, index: u64, size: u64) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    fn log_inclusion<'py>(
+        &self,
+        py: Python<'py>,
+        index: u64,
+        size: u64,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let p = self.with(py, |s| Ok(s.log_inclusion(index, size)?))?;
         Ok(bl(py, &p))
     }
 
-    fn log_consistency<'py>(&self, py: Python<'py>, old: u64, new: u64) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    fn log_consistency<'py>(
+        &self,
+        py: Python<'py>,
+        old: u64,
+        new: u64,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let p = self.with(py, |s| Ok(s.log_consistency(old, new)?))?;
         Ok(bl(py, &p))
     }
@@ -135,7 +165,14 @@ impl Store {
         body: String,
         log_body: Vec<u8>,
     ) -> PyResult<u64> {
-        let row = CardRow { id, kind, subject, created, body, log_index: 0 };
+        let row = CardRow {
+            id,
+            kind,
+            subject,
+            created,
+            body,
+            log_index: 0,
+        };
         self.with(py, move |s| Ok(s.put_card(&row, &log_body)?))
     }
 
@@ -145,7 +182,12 @@ impl Store {
     }
 
     #[pyo3(signature = (kind = None, limit = 50))]
-    fn cards<'py>(&self, py: Python<'py>, kind: Option<String>, limit: u64) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    fn cards<'py>(
+        &self,
+        py: Python<'py>,
+        kind: Option<String>,
+        limit: u64,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let rows = self.with(py, move |s| Ok(s.cards(kind.as_deref(), limit)?))?;
         rows.iter().map(|c| card_dict(py, c)).collect()
     }
