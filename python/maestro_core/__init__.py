@@ -3,7 +3,8 @@
 Modules: :mod:`~maestro_core.hashing`, :mod:`~maestro_core.merkle`,
 :mod:`~maestro_core.keys`, :mod:`~maestro_core.evidence`,
 :mod:`~maestro_core.log`, :mod:`~maestro_core.cards`,
-:mod:`~maestro_core.store`, :mod:`~maestro_core.errors`.
+:mod:`~maestro_core.store`, :mod:`~maestro_core.shapley`,
+:mod:`~maestro_core.errors`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from . import _native
 from .errors import (
     FileChangedError,
     FileError,
+    GameError,
+    GameTimeoutError,
     InputError,
     InternalError,
     MaestroError,
@@ -27,6 +30,8 @@ __all__ = [
     "__version__",
     "MaestroError",
     "InputError",
+    "GameError",
+    "GameTimeoutError",
     "ManifestError",
     "NotFoundError",
     "FileError",

@@ -743,9 +743,10 @@ class Attribution:
             f"Shapley attribution of Δ = {self.delta:+.6g} (v(∅) = {self.empty:.6g}, v(N) = {self.full:.6g}); {how}",
         ]
         width = max([len(n) for n in self.names] + [6])
-        lines.append(f"  {'player':<{width}}  {'value':>12}  {pct + ' CI':>27}")
+        lines.append(f"  {'player':<{width}}  {'value':>12}" + ("" if self.exact else f"  {pct + ' CI':>27}"))
         for name, v, lo, hi in self.top(self.n_players if top is None else top):
-            lines.append(f"  {name:<{width}}  {v:>+12.6g}  [{lo:>+12.6g}, {hi:>+12.6g}]")
+            ci = "" if self.exact else f"  [{lo:>+12.6g}, {hi:>+12.6g}]"
+            lines.append(f"  {name:<{width}}  {v:>+12.6g}{ci}")
         shown = self.n_players if top is None else min(top, self.n_players)
         if shown < self.n_players:
             lines.append(f"  ... {self.n_players - shown} more")

@@ -90,12 +90,14 @@ impl Method {
         }
     }
 
-    /// Smallest budget that yields two units (and so a standard error).
+    /// Smallest budget accepted: two units (so a standard error) for the
+    /// permutation family, `n` pairs for the regression (its design must
+    /// span all players).
     pub fn min_budget(self, n: usize) -> usize {
-        if n <= 1 {
-            2
-        } else {
-            2 + 2 * self.unit_cost(n)
+        match self {
+            _ if n <= 1 => 2,
+            Method::Kernel => 2 + 2 * n,
+            _ => 2 + 2 * self.unit_cost(n),
         }
     }
 }
@@ -606,7 +608,8 @@ fn kernel<G: Game + ?Sized>(
     let qs = |s: usize| q.get(s).copied().unwrap_or(0.0);
 
     // Border trick: enumerate size pairs (s, n−s) we would expect to sample
-    // completely anyway.
+    // completely anyway, as long as `2n` evaluations stay for sampling the
+    // other sizes (or none are left to sample).
     let mut enumerated = vec![false; n + 1];
     let mut left = opts.budget.saturating_sub(run.used());
     for s in 1..=n / 2 {
@@ -621,7 +624,8 @@ fn kernel<G: Game + ?Sized>(
             .filter(|&k| !enumerated.get(k).copied().unwrap_or(true))
             .map(qs)
             .sum();
-        if rem <= 0.0 || count > left as f64 || (left as f64) * mass / rem < count {
+        let reserve = if s == n / 2 { 0.0 } else { 2.0 * nf };
+        if rem <= 0.0 || count + reserve > left as f64 || (left as f64) * mass / rem < count {
             break;
         }
         for k in [s, t] {
@@ -845,7 +849,7 @@ fn kernel<G: Game + ?Sized>(
             method: Method::Kernel.name(),
             budget: opts.budget,
             n,
-            needed: Method::Kernel.min_budget(n) + (opts.budget - left).saturating_sub(2),
+            needed: Method::Kernel.min_budget(n),
         });
     }
     let sol = match (stop, last) {
