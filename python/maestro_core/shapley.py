@@ -71,7 +71,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -208,7 +208,7 @@ def _mask_of(key: CoalitionKey, n: int, names: tuple[str, ...]) -> np.ndarray:
             raise InputError(f"coalition {key!r}: expected {n} characters 0/1 (character i = player i)")
         return np.frombuffer(key.encode(), dtype=np.uint8) - ord("0")
     index = {name: i for i, name in enumerate(names)}
-    for p in key:
+    for p in cast(Iterable[Any], key):
         if isinstance(p, str):
             if p not in index:
                 raise InputError(f"coalition: unknown player {p!r}")
@@ -668,8 +668,6 @@ class Attribution:
         ``v(∅)`` and ``v(N)``.
     df : float
         Degrees of freedom of the t-quantile of the intervals.
-    inputs_digest : str
-        ``blake3:<hex>`` of the game's inputs, for Decision Cards.
     """
 
     values: np.ndarray
@@ -686,8 +684,16 @@ class Attribution:
     full: float
     df: float
     seed: int | None = None
-    inputs_digest: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    _digest_parts: Callable[[], list[bytes]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def inputs_digest(self) -> str:
+        """``blake3:<hex>`` of the game's inputs and the options (computed on
+        demand: hashing a large table is not free)."""
+        from .cards import digest_inputs
+
+        parts = self._digest_parts() if self._digest_parts is not None else [b"attribution"]
+        return digest_inputs(*parts)
 
     @property
     def n_players(self) -> int:
@@ -929,10 +935,8 @@ class Interactions:
 
 
 # ------------------------------------------------------------------ entry points
-def _digest(game: Game, *extra: bytes) -> str:
-    from .cards import digest_inputs
-
-    return digest_inputs(*game._digest_parts(), *extra)
+def _digest(game: Game, *extra: bytes) -> Callable[[], list[bytes]]:
+    return lambda: [*game._digest_parts(), *extra]
 
 
 def shapley(
@@ -1030,7 +1034,7 @@ def shapley(
             values=phi, stderr=zero, ci_low=phi.copy(), ci_high=phi.copy(),
             evaluations=len(table), units=0, method="exact", stop="exact", confidence=float(confidence),
             names=g.names, empty=float(table[0]), full=float(table[-1]), df=math.inf, seed=None,
-            inputs_digest=_digest(g, b"exact"),
+            _digest_parts=_digest(g, b"exact"),
         )
     if budget is None:
         budget = DEFAULT_BUDGET if ci_width is None else DEFAULT_CI_BUDGET
@@ -1043,7 +1047,7 @@ def shapley(
         evaluations=int(d["evaluations"]), units=int(d["units"]), method=method, stop=str(d["stop"]),
         confidence=float(confidence), names=g.names, empty=float(d["empty"]), full=float(d["full"]),
         df=float(d["df"]), seed=seed,
-        inputs_digest=_digest(g, json.dumps([method, budget, ci_width, confidence, seed]).encode()),
+        _digest_parts=_digest(g, json.dumps([method, budget, ci_width, confidence, seed]).encode()),
     )
 
 
@@ -1202,7 +1206,7 @@ def _read_csv(p: Path) -> tuple[list[str], list[list[str]]]:
 
 def _read_parquet(p: Path) -> tuple[list[str], list[list[Any]]]:
     try:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
     except ImportError:
         raise InputError(
             f"{p}: reading parquet needs pyarrow: pip install 'maestro-core[parquet]'"

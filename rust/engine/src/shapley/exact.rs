@@ -16,6 +16,8 @@ use super::{check_finite, table_players, Result, ShapleyError};
 pub const MAX_EXACT_PLAYERS: usize = 25;
 
 const CHUNK_BITS: u32 = 13;
+/// Below this many weighted differences the work stays on the calling thread.
+const PAR_MIN_TERMS: usize = 1 << 16;
 /// Popcounts of `0 .. 2^(CHUNK_BITS+1)`.
 const TAB: usize = 1 << (CHUNK_BITS + 1);
 
@@ -119,10 +121,13 @@ pub fn exact(values: &[f64]) -> Result<Vec<f64>> {
     let per = half / chunk;
     let w = weights(n - 1);
     let pc = popcount_table();
-    let parts: Vec<Option<f64>> = (0..n * per)
-        .into_par_iter()
-        .map(|t| chunk_sum(values, &w, &pc, t / per, (t % per) * chunk, chunk))
-        .collect();
+    let task = |t: usize| chunk_sum(values, &w, &pc, t / per, (t % per) * chunk, chunk);
+    // Small tables stay on the calling thread; the chunk sums are the same.
+    let parts: Vec<Option<f64>> = if n * half >= PAR_MIN_TERMS {
+        (0..n * per).into_par_iter().map(task).collect()
+    } else {
+        (0..n * per).map(task).collect()
+    };
     let mut phi = vec![0.0; n];
     for (t, p) in parts.into_iter().enumerate() {
         if let Some(x) = phi.get_mut(t / per) {
@@ -160,26 +165,28 @@ pub fn interactions(values: &[f64]) -> Result<Vec<f64>> {
     let per = quarter / chunk;
     let w = weights(n - 2);
     let pc = popcount_table();
-    let parts: Vec<f64> = (0..pairs.len() * per)
-        .into_par_iter()
-        .map(|t| {
-            let (i, j) = pairs.get(t / per).copied().unwrap_or((0, 1));
-            let k0 = (t % per) * chunk;
-            let (bi, bj) = (1usize << i, 1usize << j);
-            let base = k0.count_ones() as usize;
-            let mut acc = 0.0;
-            for off in 0..chunk {
-                let k = k0 + off;
-                // Insert a zero bit at i, then at j (> i).
-                let s = ((k >> i) << (i + 1)) | (k & (bi - 1));
-                let s = ((s >> j) << (j + 1)) | (s & (bj - 1));
-                let v = |x: usize| values.get(x).copied().unwrap_or(f64::NAN);
-                let d = v(s | bi | bj) - v(s | bi) - v(s | bj) + v(s);
-                acc += w[(base + pc[off & (TAB - 1)] as usize) & 63] * d;
-            }
-            acc
-        })
-        .collect();
+    let task = |t: usize| {
+        let (i, j) = pairs.get(t / per).copied().unwrap_or((0, 1));
+        let k0 = (t % per) * chunk;
+        let (bi, bj) = (1usize << i, 1usize << j);
+        let base = k0.count_ones() as usize;
+        let mut acc = 0.0;
+        for off in 0..chunk {
+            let k = k0 + off;
+            // Insert a zero bit at i, then at j (> i).
+            let s = ((k >> i) << (i + 1)) | (k & (bi - 1));
+            let s = ((s >> j) << (j + 1)) | (s & (bj - 1));
+            let v = |x: usize| values.get(x).copied().unwrap_or(f64::NAN);
+            let d = v(s | bi | bj) - v(s | bi) - v(s | bj) + v(s);
+            acc += w[(base + pc[off & (TAB - 1)] as usize) & 63] * d;
+        }
+        acc
+    };
+    let parts: Vec<f64> = if pairs.len() * quarter >= PAR_MIN_TERMS {
+        (0..pairs.len() * per).into_par_iter().map(task).collect()
+    } else {
+        (0..pairs.len() * per).map(task).collect()
+    };
     for (t, p) in parts.into_iter().enumerate() {
         if let Some(&(i, j)) = pairs.get(t / per) {
             if let Some(x) = out.get_mut(i * n + j) {

@@ -26,6 +26,11 @@
 
 use rayon::prelude::*;
 
+/// Below this many words of work, a batch is built on the calling thread:
+/// handing a few microseconds of work to the pool costs more than it saves
+/// (and much more on a loaded machine). Results do not depend on it.
+const PAR_MIN_WORDS: usize = 1 << 15;
+
 use super::exact::binom;
 use super::rng::Rng;
 use super::stats::{t_ppf, Moments};
@@ -334,27 +339,39 @@ fn permutations<G: Game + ?Sized>(
         perms.resize(k * n, 0);
         let mut batch = Coalitions::zeroed(n, k * rows_per);
         let first = units;
-        batch
-            .raw_mut()
-            .par_chunks_mut(rows_per * words)
-            .zip(perms.par_chunks_mut(n))
-            .enumerate()
-            .for_each(|(u, (rows, perm))| {
-                let mut rng = Rng::for_unit(opts.seed, stream, (first + u) as u64);
-                rng.permutation(perm);
-                let mut it = rows.chunks_exact_mut(words);
-                for q in 0..p {
-                    let mut prev: Option<&mut [u64]> = None;
-                    for pos in 0..n - 1 {
-                        let Some(row) = it.next() else { return };
-                        if let Some(pr) = prev {
-                            row.copy_from_slice(pr);
-                        }
-                        set(row, player_at(method, perm, q, pos));
-                        prev = Some(row);
+        let fill = |(u, (rows, perm)): (usize, (&mut [u64], &mut [u32]))| {
+            let mut rng = Rng::for_unit(opts.seed, stream, (first + u) as u64);
+            rng.permutation(perm);
+            let mut it = rows.chunks_exact_mut(words);
+            for q in 0..p {
+                let mut prev: Option<&mut [u64]> = None;
+                for pos in 0..n - 1 {
+                    let Some(row) = it.next() else { return };
+                    if let Some(pr) = prev {
+                        row.copy_from_slice(pr);
                     }
+                    set(row, player_at(method, perm, q, pos));
+                    prev = Some(row);
                 }
-            });
+            }
+        };
+        // Each unit depends only on its own stream: sequential and parallel
+        // generation give the same rows.
+        if batch.raw().len() >= PAR_MIN_WORDS {
+            batch
+                .raw_mut()
+                .par_chunks_mut(rows_per * words)
+                .zip(perms.par_chunks_mut(n))
+                .enumerate()
+                .for_each(fill);
+        } else {
+            batch
+                .raw_mut()
+                .chunks_mut(rows_per * words)
+                .zip(perms.chunks_mut(n))
+                .enumerate()
+                .for_each(fill);
+        }
         vals.clear();
         vals.resize(batch.len(), 0.0);
         run.eval(&batch, &mut vals)?;
@@ -426,7 +443,7 @@ fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
             let x = l.get(j * n + k).copied()?;
             d -= x * x;
         }
-        if !(d > 1e-12 * scale) {
+        if d.is_nan() || d <= 1e-12 * scale {
             return None;
         }
         let d = d.sqrt();
@@ -529,7 +546,7 @@ fn solve_kernel(
         .collect();
     let su: f64 = u.iter().sum();
     let sx: f64 = x.iter().sum();
-    if !(su > 0.0) {
+    if su.is_nan() || su <= 0.0 {
         return Err(singular());
     }
     let lam = (sx - delta) / su;
@@ -554,26 +571,28 @@ fn solve_kernel(
     const BLOCK: usize = 2048;
     let pairs: Vec<(&[u64], &(f64, f64))> = sums.zs.chunks_exact(words).zip(&sums.ys).collect();
     for block in pairs.chunks(BLOCK) {
-        let gs: Vec<Vec<f64>> = block
-            .par_iter()
-            .map(|(z, &(y1, y2))| {
-                let members: Vec<usize> = (0..n).filter(|&i| has(z, i)).collect();
-                let zphi: f64 = members
+        let influence = |(z, &(y1, y2)): &(&[u64], &(f64, f64))| -> Vec<f64> {
+            let members: Vec<usize> = (0..n).filter(|&i| has(z, i)).collect();
+            let zphi: f64 = members
+                .iter()
+                .map(|&i| phi.get(i).copied().unwrap_or(0.0))
+                .sum();
+            let coeff = 0.5 * w * ((y1 - zphi) - (y2 - (delta - zphi)));
+            let mut g = vec![0.0; n];
+            for (r, gi) in proj.chunks_exact(n).zip(g.iter_mut()) {
+                let s: f64 = members
                     .iter()
-                    .map(|&i| phi.get(i).copied().unwrap_or(0.0))
+                    .map(|&j| r.get(j).copied().unwrap_or(0.0))
                     .sum();
-                let coeff = 0.5 * w * ((y1 - zphi) - (y2 - (delta - zphi)));
-                let mut g = vec![0.0; n];
-                for (r, gi) in proj.chunks_exact(n).zip(g.iter_mut()) {
-                    let s: f64 = members
-                        .iter()
-                        .map(|&j| r.get(j).copied().unwrap_or(0.0))
-                        .sum();
-                    *gi = coeff * s;
-                }
-                g
-            })
-            .collect();
+                *gi = coeff * s;
+            }
+            g
+        };
+        let gs: Vec<Vec<f64>> = if block.len() * n >= PAR_MIN_WORDS {
+            block.par_iter().map(influence).collect()
+        } else {
+            block.iter().map(influence).collect()
+        };
         for g in &gs {
             moments.push(g);
         }
@@ -779,33 +798,42 @@ fn kernel<G: Game + ?Sized>(
         }
         let first = sums.m;
         let mut pairs = Coalitions::zeroed(n, 2 * k);
-        pairs
-            .raw_mut()
-            .par_chunks_mut(2 * words)
-            .enumerate()
-            .for_each(|(u, rows)| {
-                let mut rng = Rng::for_unit(opts.seed, stream, (first + u) as u64);
-                let target = rng.uniform() * w;
-                let pick = cdf.partition_point(|&c| c <= target).min(sampled.len() - 1);
-                let s = sampled.get(pick).copied().unwrap_or(1);
-                // Keep the smaller side as z (the pair is unordered).
-                let small = s.min(n - s);
-                let (z, zbar) = rows.split_at_mut(words);
-                // Floyd's algorithm: a uniform `small`-subset of 0..n.
-                for j in n - small..n {
-                    let t = rng.below(j as u64 + 1) as usize;
-                    if has(z, t) {
-                        set(z, j);
-                    } else {
-                        set(z, t);
-                    }
+        let fill = |(u, rows): (usize, &mut [u64])| {
+            let mut rng = Rng::for_unit(opts.seed, stream, (first + u) as u64);
+            let target = rng.uniform() * w;
+            let pick = cdf.partition_point(|&c| c <= target).min(sampled.len() - 1);
+            let s = sampled.get(pick).copied().unwrap_or(1);
+            // Keep the smaller side as z (the pair is unordered).
+            let small = s.min(n - s);
+            let (z, zbar) = rows.split_at_mut(words);
+            // Floyd's algorithm: a uniform `small`-subset of 0..n.
+            for j in n - small..n {
+                let t = rng.below(j as u64 + 1) as usize;
+                if has(z, t) {
+                    set(z, j);
+                } else {
+                    set(z, t);
                 }
-                for i in 0..n {
-                    if !has(z, i) {
-                        set(zbar, i);
-                    }
+            }
+            for i in 0..n {
+                if !has(z, i) {
+                    set(zbar, i);
                 }
-            });
+            }
+        };
+        if pairs.raw().len() >= PAR_MIN_WORDS {
+            pairs
+                .raw_mut()
+                .par_chunks_mut(2 * words)
+                .enumerate()
+                .for_each(fill);
+        } else {
+            pairs
+                .raw_mut()
+                .chunks_mut(2 * words)
+                .enumerate()
+                .for_each(fill);
+        }
         vals.clear();
         vals.resize(2 * k, 0.0);
         run.eval(&pairs, &mut vals)?;

@@ -99,7 +99,7 @@ const E: [f64; 8] = [
     0.296_560_571_828_504_9,
     1.784_826_539_917_291_3,
     5.463_784_911_164_114,
-    6.657_904_643_501_103_5,
+    6.657_904_643_501_103,
 ];
 const F: [f64; 8] = [
     2.044_263_103_389_939_8e-15,
@@ -294,7 +294,7 @@ pub fn t_ppf(p: f64, df: f64) -> f64 {
         }
         let step = f / t_pdf(t, df);
         let mut next = t - step;
-        if !(next > lo && next < hi) || !next.is_finite() {
+        if !(next > lo && next < hi && next.is_finite()) {
             next = 0.5 * (lo + hi);
         }
         if (next - t).abs() <= 1e-14 * t.abs().max(1.0) {
