@@ -752,6 +752,19 @@ def test_decision_card_names_top_contributors_and_certainty(tmp_path: Path) -> N
     flat.with_id().validate()
 
 
+def test_inputs_digest_identifies_the_game_and_options() -> None:
+    v = random_table(5, 1)
+    a, b = shapley(TableGame(v)), shapley(TableGame(v.copy()))
+    assert a.inputs_digest == b.inputs_digest and a.inputs_digest.startswith("blake3:")
+    w = v.copy()
+    w[3] += 1e-9
+    assert shapley(TableGame(w)).inputs_digest != a.inputs_digest
+    s1 = shapley(TableGame(v), "kernel", budget=100, seed=1)
+    s2 = shapley(TableGame(v), "kernel", budget=100, seed=2)
+    assert len({s1.inputs_digest, s2.inputs_digest, a.inputs_digest}) == 3
+    assert s1.card("x").inputs_digest == s1.inputs_digest
+
+
 def test_summary_and_dict() -> None:
     r = sampled_result()
     text = r.summary(top=3)

@@ -935,8 +935,8 @@ class Interactions:
 
 
 # ------------------------------------------------------------------ entry points
-def _digest(game: Game, *extra: bytes) -> Callable[[], list[bytes]]:
-    return lambda: [*game._digest_parts(), *extra]
+def _digest(game: Game, *extra: Any) -> Callable[[], list[bytes]]:
+    return lambda: [*game._digest_parts(), json.dumps(extra).encode()]
 
 
 def shapley(
@@ -1034,7 +1034,7 @@ def shapley(
             values=phi, stderr=zero, ci_low=phi.copy(), ci_high=phi.copy(),
             evaluations=len(table), units=0, method="exact", stop="exact", confidence=float(confidence),
             names=g.names, empty=float(table[0]), full=float(table[-1]), df=math.inf, seed=None,
-            _digest_parts=_digest(g, b"exact"),
+            _digest_parts=_digest(g, "exact"),
         )
     if budget is None:
         budget = DEFAULT_BUDGET if ci_width is None else DEFAULT_CI_BUDGET
@@ -1047,7 +1047,7 @@ def shapley(
         evaluations=int(d["evaluations"]), units=int(d["units"]), method=method, stop=str(d["stop"]),
         confidence=float(confidence), names=g.names, empty=float(d["empty"]), full=float(d["full"]),
         df=float(d["df"]), seed=seed,
-        _digest_parts=_digest(g, json.dumps([method, budget, ci_width, confidence, seed]).encode()),
+        _digest_parts=_digest(g, method, budget, ci_width, confidence, seed),
     )
 
 

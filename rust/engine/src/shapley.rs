@@ -37,6 +37,7 @@
 //! and options give bit-identical results on any number of threads.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 mod exact;
 mod rng;
@@ -93,6 +94,45 @@ pub enum ShapleyError {
 }
 
 pub(crate) type Result<T> = std::result::Result<T, ShapleyError>;
+
+/// A fast hasher for coalition keys (slices of `u64` words): a
+/// multiply-rotate mix per word, as in rustc's FxHash. Keys are coalitions,
+/// not attacker-chosen strings, so SipHash's flooding resistance buys
+/// nothing here while costing most of a cache lookup.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        rng::mix64(self.0)
+    }
+}
+
+pub(crate) type KeyMap<V> = HashMap<Box<[u64]>, V, BuildHasherDefault<WordHasher>>;
 
 /// Number of `u64` words of a coalition of `n` players (at least one).
 pub fn words_for(n: usize) -> usize {
@@ -163,9 +203,13 @@ impl Coalitions {
         }
         let rows = bytes.len() / n;
         let mut c = Coalitions::zeroed(n, rows);
-        for (r, chunk) in bytes.chunks_exact(n).enumerate() {
-            let w = c.words;
-            let row = &mut c.data[r * w..(r + 1) * w];
+        let w = c.words;
+        for (r, (row, chunk)) in c
+            .data
+            .chunks_exact_mut(w)
+            .zip(bytes.chunks_exact(n))
+            .enumerate()
+        {
             for (i, &b) in chunk.iter().enumerate() {
                 match b {
                     0 => {}
@@ -337,7 +381,7 @@ impl Game for TableGame<'_> {
 #[derive(Debug, Clone)]
 pub struct SparseGame {
     n: usize,
-    map: HashMap<Box<[u64]>, f64>,
+    map: KeyMap<f64>,
 }
 
 impl SparseGame {
@@ -362,7 +406,8 @@ impl SparseGame {
                 ),
             });
         }
-        let mut map: HashMap<Box<[u64]>, f64> = HashMap::with_capacity(values.len());
+        let mut map: KeyMap<f64> =
+            KeyMap::with_capacity_and_hasher(values.len(), Default::default());
         for (r, &v) in values.iter().enumerate() {
             let row = coalitions.row(r);
             if !v.is_finite() {
@@ -461,7 +506,7 @@ impl Game for SparseGame {
 /// once, in first-seen order) to the game, in one call.
 #[derive(Debug, Clone, Default)]
 pub struct Cache {
-    slot: HashMap<Box<[u64]>, usize>,
+    slot: KeyMap<usize>,
     values: Vec<f64>,
     evaluations: usize,
     // Scratch, kept to avoid reallocating per batch.

@@ -30,6 +30,8 @@ use rayon::prelude::*;
 /// handing a few microseconds of work to the pool costs more than it saves
 /// (and much more on a loaded machine). Results do not depend on it.
 const PAR_MIN_WORDS: usize = 1 << 15;
+/// The same for arithmetic (the KernelSHAP influence terms).
+const PAR_MIN_FLOPS: usize = 1 << 23;
 
 use super::exact::binom;
 use super::rng::Rng;
@@ -431,6 +433,18 @@ fn permutations<G: Game + ?Sized>(
     })
 }
 
+/// Call `f` with each player of coalition `row`, in increasing order.
+#[inline]
+fn for_each_member(row: &[u64], mut f: impl FnMut(usize)) {
+    for (k, &word) in row.iter().enumerate() {
+        let mut w = word;
+        while w != 0 {
+            f(k * 64 + w.trailing_zeros() as usize);
+            w &= w - 1;
+        }
+    }
+}
+
 /// Cholesky factor (lower, row-major) of a symmetric positive definite matrix.
 fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; n * n];
@@ -571,29 +585,33 @@ fn solve_kernel(
     const BLOCK: usize = 2048;
     let pairs: Vec<(&[u64], &(f64, f64))> = sums.zs.chunks_exact(words).zip(&sums.ys).collect();
     for block in pairs.chunks(BLOCK) {
-        let influence = |(z, &(y1, y2)): &(&[u64], &(f64, f64))| -> Vec<f64> {
-            let members: Vec<usize> = (0..n).filter(|&i| has(z, i)).collect();
-            let zphi: f64 = members
-                .iter()
-                .map(|&i| phi.get(i).copied().unwrap_or(0.0))
-                .sum();
+        // P is symmetric, so P z is the sum of the rows of P of the players in z.
+        let influence = |(z, &(y1, y2)): &(&[u64], &(f64, f64)), g: &mut [f64]| {
+            g.fill(0.0);
+            let mut zphi = 0.0;
+            for_each_member(z, |j| {
+                zphi += phi.get(j).copied().unwrap_or(0.0);
+                if let Some(row) = proj.get(j * n..(j + 1) * n) {
+                    for (gi, pj) in g.iter_mut().zip(row) {
+                        *gi += pj;
+                    }
+                }
+            });
             let coeff = 0.5 * w * ((y1 - zphi) - (y2 - (delta - zphi)));
-            let mut g = vec![0.0; n];
-            for (r, gi) in proj.chunks_exact(n).zip(g.iter_mut()) {
-                let s: f64 = members
-                    .iter()
-                    .map(|&j| r.get(j).copied().unwrap_or(0.0))
-                    .sum();
-                *gi = coeff * s;
-            }
-            g
+            g.iter_mut().for_each(|x| *x *= coeff);
         };
-        let gs: Vec<Vec<f64>> = if block.len() * n >= PAR_MIN_WORDS {
-            block.par_iter().map(influence).collect()
+        let mut gs = vec![0.0; block.len() * n];
+        // About n·|z| ≤ n²/2 flops per pair.
+        if block.len() * n * n / 2 >= PAR_MIN_FLOPS {
+            gs.par_chunks_mut(n)
+                .zip(block.par_iter())
+                .for_each(|(g, pair)| influence(pair, g));
         } else {
-            block.iter().map(influence).collect()
-        };
-        for g in &gs {
+            gs.chunks_mut(n)
+                .zip(block.iter())
+                .for_each(|(g, pair)| influence(pair, g));
+        }
+        for g in gs.chunks_exact(n) {
             moments.push(g);
         }
     }
@@ -839,9 +857,10 @@ fn kernel<G: Game + ?Sized>(
         run.eval(&pairs, &mut vals)?;
         for (u, yy) in vals.chunks_exact(2).enumerate() {
             let z = pairs.row(2 * u);
-            let (y1, y2) = (yy[0] - empty, yy[1] - empty);
+            let &[vz, vzbar] = yy else { continue };
+            let (y1, y2) = (vz - empty, vzbar - empty);
             members.clear();
-            members.extend((0..n).filter(|&i| has(z, i)));
+            for_each_member(z, |i| members.push(i));
             for &i in &members {
                 if let Some(c) = sums.cnt.get_mut(i) {
                     *c += 1;
