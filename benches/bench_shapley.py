@@ -196,13 +196,13 @@ _warm_up_peers()
 
 SAMPLED_IMPLS: dict[str, tuple[str, str, float | None, Callable[[Dividends, int], np.ndarray], int]] = {
     # name: (group suffix, role, goal, fn, rounds)
-    "maestro_core antithetic": ("permutation", "ours", None, ours("antithetic"), 10),
-    "maestro_core permutation": ("permutation", "ours-variant", None, ours("permutation"), 10),
-    "maestro_core stratified": ("permutation", "ours-variant", None, ours("stratified"), 10),
-    "shapiq PermutationSamplingSV": ("permutation", "peer", 10.0, shapiq_permutation, 5),
-    "numpy permutation (vectorised)": ("permutation", "baseline", None, numpy_permutation, 10),
-    "maestro_core kernel": ("kernel", "ours", None, ours("kernel"), 10),
-    "shapiq KernelSHAP (paired)": ("kernel", "peer", 10.0, shapiq_kernel, 3),
+    "maestro_core antithetic": ("permutation", "ours", None, ours("antithetic"), 40),
+    "maestro_core permutation": ("permutation", "ours-variant", None, ours("permutation"), 40),
+    "maestro_core stratified": ("permutation", "ours-variant", None, ours("stratified"), 40),
+    "shapiq PermutationSamplingSV": ("permutation", "peer", 10.0, shapiq_permutation, 15),
+    "numpy permutation (vectorised)": ("permutation", "baseline", None, numpy_permutation, 40),
+    "maestro_core kernel": ("kernel", "ours", None, ours("kernel"), 40),
+    "shapiq KernelSHAP (paired)": ("kernel", "peer", 10.0, shapiq_kernel, 5),
 }
 
 
