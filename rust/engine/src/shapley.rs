@@ -38,6 +38,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 
 mod exact;
 mod rng;
@@ -133,6 +134,66 @@ impl Hasher for WordHasher {
 }
 
 pub(crate) type KeyMap<V> = HashMap<Box<[u64]>, V, BuildHasherDefault<WordHasher>>;
+
+/// Coalition → slot, without a heap key for the common case of ≤ 64 players.
+#[derive(Debug, Clone)]
+enum Slots {
+    Word(HashMap<u64, usize, BuildHasherDefault<WordHasher>>),
+    Wide(KeyMap<usize>),
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots::Word(HashMap::default())
+    }
+}
+
+impl Slots {
+    #[inline]
+    fn get(&self, row: &[u64]) -> Option<usize> {
+        match (self, row) {
+            (Slots::Word(m), &[w]) => m.get(&w).copied(),
+            (Slots::Word(_), _) => None,
+            (Slots::Wide(m), _) => m.get(row).copied(),
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, row: &[u64], slot: usize) {
+        if let (Slots::Word(m), &[w]) = (&mut *self, row) {
+            m.insert(w, slot);
+            return;
+        }
+        if let Slots::Word(m) = self {
+            // A wider coalition arrives: move to boxed keys (once).
+            let wide: KeyMap<usize> = m.drain().map(|(k, v)| (Box::from([k]), v)).collect();
+            *self = Slots::Wide(wide);
+        }
+        if let Slots::Wide(m) = self {
+            m.insert(row.into(), slot);
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, row: &[u64]) {
+        match (self, row) {
+            (Slots::Word(m), &[w]) => {
+                m.remove(&w);
+            }
+            (Slots::Word(_), _) => {}
+            (Slots::Wide(m), _) => {
+                m.remove(row);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Slots::Word(m) => m.len(),
+            Slots::Wide(m) => m.len(),
+        }
+    }
+}
 
 /// Number of `u64` words of a coalition of `n` players (at least one).
 pub fn words_for(n: usize) -> usize {
@@ -506,7 +567,7 @@ impl Game for SparseGame {
 /// once, in first-seen order) to the game, in one call.
 #[derive(Debug, Clone, Default)]
 pub struct Cache {
-    slot: KeyMap<usize>,
+    slot: Slots,
     values: Vec<f64>,
     evaluations: usize,
     // Scratch, kept to avoid reallocating per batch.
@@ -542,11 +603,11 @@ impl Cache {
         for r in 0..batch.len() {
             let row = batch.row(r);
             let s = match self.slot.get(row) {
-                Some(&s) => s,
+                Some(s) => s,
                 None => {
                     let s = self.values.len();
                     self.values.push(f64::NAN);
-                    self.slot.insert(row.into(), s);
+                    self.slot.insert(row, s);
                     misses.push(row);
                     self.pending.push(s);
                     s
@@ -590,9 +651,7 @@ impl Cache {
 
     /// Look a coalition up without evaluating it.
     pub fn get(&self, row: &[u64]) -> Option<f64> {
-        self.slot
-            .get(row)
-            .and_then(|&s| self.values.get(s).copied())
+        self.slot.get(row).and_then(|s| self.values.get(s).copied())
     }
 
     /// Number of cached coalitions.
@@ -601,7 +660,7 @@ impl Cache {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slot.is_empty()
+        self.slot.len() == 0
     }
 }
 
@@ -629,6 +688,30 @@ pub struct Estimate {
     pub stop: Stop,
 }
 
+/// Pools built for an explicit thread count, kept for reuse: building one
+/// spawns its threads, which costs milliseconds per call otherwise.
+fn pool(k: usize) -> Result<Arc<rayon::ThreadPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = pools.get(&k) {
+        return Ok(Arc::clone(p));
+    }
+    let p = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(k)
+            .build()
+            .map_err(|e| ShapleyError::Threads(e.to_string()))?,
+    );
+    pools.insert(k, Arc::clone(&p));
+    Ok(p)
+}
+
+/// Largest explicit thread count accepted by [`with_threads`].
+pub const MAX_THREADS: usize = 1024;
+
 /// Run `f` on a rayon pool of `threads` threads (`None`: the global pool).
 pub fn with_threads<T, F>(threads: Option<usize>, f: F) -> Result<T>
 where
@@ -637,15 +720,11 @@ where
 {
     match threads {
         None => f(),
-        Some(0) => Err(ShapleyError::Invalid {
+        Some(k) if k == 0 || k > MAX_THREADS => Err(ShapleyError::Invalid {
             what: "threads",
-            reason: "must be at least 1".into(),
+            reason: format!("{k} is not between 1 and {MAX_THREADS}"),
         }),
-        Some(k) => rayon::ThreadPoolBuilder::new()
-            .num_threads(k)
-            .build()
-            .map_err(|e| ShapleyError::Threads(e.to_string()))?
-            .install(f),
+        Some(k) => pool(k)?.install(f),
     }
 }
 
@@ -747,6 +826,33 @@ mod tests {
         assert_eq!(one, vec![7.0]);
         assert_eq!(cache.len(), 3);
         assert_eq!(cache.get(&[3]), Some(7.0));
+    }
+
+    #[test]
+    fn cache_keys_switch_from_words_to_slices() {
+        let mut cache = Cache::new();
+        let narrow = Coalitions::from_bytes(3, &[1, 0, 1]).unwrap();
+        let mut out = [0.0];
+        cache
+            .evaluate(&narrow, &mut out, |_, o| {
+                o[0] = 5.0;
+                Ok(())
+            })
+            .unwrap();
+        let mut wide = Coalitions::zeroed(70, 1);
+        set(wide.raw_mut(), 69);
+        cache
+            .evaluate(&wide, &mut out, |_, o| {
+                o[0] = 6.0;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            (cache.get(&[0b101]), cache.get(wide.row(0))),
+            (Some(5.0), Some(6.0))
+        );
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&[0b111]), None);
     }
 
     #[test]
