@@ -69,8 +69,11 @@ def section(data: dict, command: str) -> tuple[str, list[str]]:
     for b in data["benchmarks"]:
         groups.setdefault(b["group"], []).append(b)
     when = data.get("datetime", dt.datetime.now(dt.timezone.utc).isoformat())[:16].replace("T", " ")
-    head = [HEADING, "", f"Run on {when} UTC. Command:", "", "```", command,
-            ".venv/bin/python benches/shapley_report.py benches/shapley.json", "```", "", *machine(), ""]
+    head = [HEADING, "", f"Run on {when} UTC. Commands (from the repository root, after `make build`):", "",
+            "```", command,
+            "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benches/shapley_paired.py > paired.md",
+            ".venv/bin/python benches/shapley_report.py benches/shapley.json --notes NOTES.md  # NOTES.md: paired.md + analysis",
+            "```", "", *machine(), ""]
     out: list[str] = []
     summary: list[str] = []
     order = {"ours": 0, "ours-variant": 1, "peer": 2, "baseline": 3}
