@@ -978,7 +978,10 @@ def shapley(
         Units before the ``ci_width`` rule may stop (default 30; 5 for
         ``stratified``).
     threads : int, optional
-        Size of a dedicated thread pool (default: all cores).
+        Run on a dedicated pool of this many threads (built once per size
+        and reused). Default: rayon's global pool over all cores, where
+        small batches run on the calling thread. Results do not depend on
+        it.
 
     Returns
     -------
