@@ -41,6 +41,8 @@ CLASSES = {"MerkleTree", "Store", "Duel"}
 FUNCTIONS |= {"preference_regrets"}
 FUNCTIONS |= {"rego_load", "rego_from_modules", "rego_parse_decisions", "rego_mutants", "rego_mutate", "rego_to_v1"}
 CLASSES |= {"RegoEvaluator"}
+FUNCTIONS |= {"shapley_exact", "shapley_interactions", "shapley_sample"}
+CLASSES |= {"SparseGame", "CallableGame"}
 MERKLE_METHODS = {
     "algorithm", "append", "append_leaf_hash", "consistency_proof", "from_leaf_hashes", "from_leaf_rows",
     "from_leaves", "inclusion_proof", "inclusion_proofs", "leaf_hashes", "root", "size",
@@ -56,8 +58,11 @@ DUEL_METHODS = {
     "record", "seed", "select", "simulate", "steps", "to_json", "wins",
 }
 REGO_METHODS = {"eval_many"}
+SPARSE_METHODS = {"n_players", "measured", "to_table"}
+CALLABLE_METHODS = {"n_players", "batch_size", "evaluations", "clear_cache", "to_table"}
 CLASS_METHODS = {
     "MerkleTree": MERKLE_METHODS, "Store": STORE_METHODS, "Duel": DUEL_METHODS, "RegoEvaluator": REGO_METHODS,
+    "SparseGame": SPARSE_METHODS, "CallableGame": CALLABLE_METHODS,
 }
 
 
@@ -146,6 +151,12 @@ class Ctx:
         self.rego_opts = json.dumps({"threads": 1, "timeout_ms": 500, "equivalence_samples": 4, "seed": 1,
                                      "operators": ["relational_op"], "max_mutants": 20})
         self.rego_eval = _native.RegoEvaluator(self.rego_set, None, 1000)
+        # Shapley
+        self.table = np.arange(8, dtype=np.float64)
+        masks = np.array([[(m >> i) & 1 for i in range(3)] for m in range(8)], dtype=np.uint8)
+        self.sparse = _native.SparseGame(masks, self.table.copy())
+        self.masks = masks
+        self.callable = _native.CallableGame(lambda b: b.sum(axis=1).astype(float), 3, 16)
 
     def fresh_tournament(self) -> str:
         self._tournaments += 1
@@ -217,6 +228,16 @@ JSON_TEXT = ["{", "[", "null", "[]", "{}", '{"modules": 3}', "[1, 2]", '[{"path"
 RULES = [[""], ["nope"], "abc", [None], [1]]
 REPLACE = [(0,), (99, "package q"), (0, "package p\nallow if {"), (-1, ""), ("a", "b"), (2**64, "x")]
 CALLBACK = [1, "f", lambda: None, lambda a, b: 1 / 0]
+F64_TABLE = [
+    np.zeros(3), np.zeros(0), np.full(4, np.nan), np.full(4, np.inf), np.zeros(8, dtype=np.float32), np.zeros((2, 4)),
+    np.zeros(16)[::2], np.zeros(2**27), [0.0, 1.0], None, np.zeros(1),
+]
+U8_MASKS = [
+    np.zeros((8, 3), dtype=np.uint8) + 2, np.zeros((0, 3), dtype=np.uint8), np.zeros((8, 40), dtype=np.uint8),
+    np.zeros((8, 6), dtype=np.uint8)[:, ::2], np.zeros(3, dtype=np.uint8), np.zeros((8, 3), dtype=np.int64), None,
+]
+GAMES = [np.zeros(3), np.full(8, np.nan), "game", None, 3]
+EVALUATORS = [lambda b: "x", lambda b: [1.0], lambda b: np.full(len(b), np.nan), lambda b: None, 1, "f"]
 ITEMS = [[("", b"x")], [("k", "str")], None, [1], [("k", b"x", 3)], [], [("\ud800", b"x")]]
 
 
@@ -362,6 +383,25 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
     "RegoEvaluator.eval_many": (
         lambda c: c.rego_eval.eval_many, lambda c: ["data.p.allow", ['{"x": 2}']], ["text", "rules"]
     ),
+    "shapley_exact": (lambda c: _native.shapley_exact, lambda c: [c.table, 1], ["table", "u64"]),
+    "shapley_interactions": (lambda c: _native.shapley_interactions, lambda c: [c.table, None], ["table", "u64"]),
+    "shapley_sample": (
+        lambda c: _native.shapley_sample,
+        lambda c: [c.table, "permutation", 64, None, 0.95, 1, 0, 0, 1],
+        ["game", "text", "u64", "f64", "f64", "u64", "u64", "u64", "u64"],
+    ),
+    "SparseGame": (lambda c: _native.SparseGame, lambda c: [c.masks, c.table], ["masks", "table"]),
+    "SparseGame.n_players": (lambda c: (lambda: c.sparse.n_players), lambda c: [], []),
+    "SparseGame.measured": (lambda c: (lambda: c.sparse.measured), lambda c: [], []),
+    "SparseGame.to_table": (lambda c: c.sparse.to_table, lambda c: [], []),
+    "CallableGame": (
+        lambda c: _native.CallableGame, lambda c: [lambda b: b.sum(axis=1).astype(float), 3, 4], ["evaluate", "u64", "u64"]
+    ),
+    "CallableGame.n_players": (lambda c: (lambda: c.callable.n_players), lambda c: [], []),
+    "CallableGame.batch_size": (lambda c: (lambda: c.callable.batch_size), lambda c: [], []),
+    "CallableGame.evaluations": (lambda c: (lambda: c.callable.evaluations), lambda c: [], []),
+    "CallableGame.clear_cache": (lambda c: c.callable.clear_cache, lambda c: [], []),
+    "CallableGame.to_table": (lambda c: c.callable.to_table, lambda c: [], []),
     "Store.put_card": (
         lambda c: c.store.put_card,
         lambda c: ["dc-1", "k.k", "s", "2026-01-01T00:00:00Z", "{}", b"{}"],
@@ -376,6 +416,7 @@ def pool(kind: str, c: Ctx) -> list[Any]:
         "u64array": U64_ARRAY, "array2": ARRAY2, "leaves": LEAVES, "entries": ENTRIES, "items": ITEMS,
         "f64matrix": F64_MATRIX, "rows": ROWS, "f64": F64, "bool": BOOL, "json": JSON_TEXT + TEXT,
         "rules": RULES, "replace": REPLACE, "callback": CALLBACK, "store": [1, "store", object()],
+        "table": F64_TABLE, "masks": U8_MASKS, "game": GAMES, "evaluate": EVALUATORS,
     }
     if kind == "path":
         return path_pool(c)

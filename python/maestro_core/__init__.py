@@ -4,7 +4,8 @@ Modules: :mod:`~maestro_core.hashing`, :mod:`~maestro_core.merkle`,
 :mod:`~maestro_core.keys`, :mod:`~maestro_core.evidence`,
 :mod:`~maestro_core.log`, :mod:`~maestro_core.cards`,
 :mod:`~maestro_core.store`, :mod:`~maestro_core.prompts`,
-:mod:`~maestro_core.duel`, :mod:`~maestro_core.errors`.
+:mod:`~maestro_core.duel`, :mod:`~maestro_core.policy`,
+:mod:`~maestro_core.shapley`, :mod:`~maestro_core.errors`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .errors import (
     FileChangedError,
     FileError,
     GenomeError,
+    GameError,
+    GameTimeoutError,
     InputError,
     InternalError,
     JudgeError,
@@ -33,6 +36,8 @@ __all__ = [
     "__version__",
     "MaestroError",
     "InputError",
+    "GameError",
+    "GameTimeoutError",
     "ManifestError",
     "NotFoundError",
     "FileError",

@@ -246,3 +246,48 @@ class RegoEvaluator:
         cls, set_json: str, replace: tuple[int, str] | None = None, timeout_ms: int | None = None
     ) -> RegoEvaluator: ...
     def eval_many(self, query: str, inputs: list[str]) -> list[str | None]: ...
+
+# ---------------------------------------------------------------- Shapley attribution (issue 6)
+def shapley_exact(values: npt.NDArray[np.float64], threads: int | None = None) -> npt.NDArray[np.float64]:
+    """Exact Shapley values of a value table of length ``2**n`` (bit i of the index = player i), n <= 25."""
+
+def shapley_interactions(values: npt.NDArray[np.float64], threads: int | None = None) -> npt.NDArray[np.float64]:
+    """Pairwise Shapley interaction indices (n x n; Shapley values on the diagonal)."""
+
+def shapley_sample(
+    game: SparseGame | CallableGame | npt.NDArray[np.float64],
+    method: str,
+    budget: int,
+    ci_width: float | None = None,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batch: int = 0,
+    min_units: int = 0,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Sampled Shapley values (permutation, antithetic, stratified, kernel) with standard errors and CIs."""
+
+@final
+class SparseGame:
+    """Measured coalition values: ``masks`` (m, n) uint8 0/1 rows and their ``values``."""
+
+    def __new__(cls, masks: npt.NDArray[np.uint8], values: npt.NDArray[np.float64]) -> SparseGame: ...
+    @property
+    def n_players(self) -> int: ...
+    @property
+    def measured(self) -> int: ...
+    def to_table(self) -> npt.NDArray[np.float64]: ...
+
+@final
+class CallableGame:
+    """A game ``evaluate(masks (b, n) bool) -> values (b,)`` called in batches, with a cache."""
+
+    def __new__(cls, evaluate: Callable[[npt.NDArray[np.bool_]], Any], n: int, batch_size: int = 1024) -> CallableGame: ...
+    @property
+    def n_players(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def evaluations(self) -> int: ...
+    def clear_cache(self) -> None: ...
+    def to_table(self) -> npt.NDArray[np.float64]: ...

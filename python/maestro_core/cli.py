@@ -452,6 +452,66 @@ def cmd_policy_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- attribute
+ATTRIBUTE_HELP = """\
+table format (CSV, or parquet with the same columns): a header, then one row per
+measured coalition (the players present in it) and the KPI measured for it.
+  player columns   a,b,c,value      one 0/1 column per player, named by its header,
+                   0,0,0,12.5       plus the value column (--value-column)
+                   1,0,0,13.0
+  mask column      mask,value       mask: n characters 0/1, character i = player i
+                   000,12.5         (names from --names, default p0,p1,...)
+                   100,13.0
+With all 2^n coalitions the values are exact; with fewer, the exact method names a
+missing coalition.
+
+--command 'CMD {mask}' runs CMD once per coalition ({mask} becomes e.g. 0110,
+{players} the quoted, comma-separated names present); the last line it prints
+must be a number. Failures, timeouts (--timeout) and garbage are errors (exit 2).
+"""
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from . import shapley as sh
+
+    names = [x.strip() for x in args.names.split(",")] if args.names else None
+    if args.table:
+        game: sh.Game = sh.read_table(args.table, value_column=args.value_column, names=names)
+        subject = args.subject or str(args.table)
+        digest = cards.digest_inputs(b"table", Path(args.table).read_bytes())
+    else:
+        n = args.players if args.players is not None else (len(names) if names else None)
+        if n is None:
+            raise InputError("--command needs the number of players: --players N or --names a,b,...")
+        game = sh.CommandGame(args.command, n, names=names, timeout=args.timeout, jobs=args.jobs)
+        subject = args.subject or args.command
+        digest = cards.digest_inputs(b"command", args.command.encode(), json.dumps(list(game.names)).encode())
+    res = sh.shapley(game, args.method, budget=args.budget, ci_width=args.ci_width,
+                     confidence=args.confidence, seed=args.seed)
+    ix = sh.interactions(game) if args.interactions else None
+    if args.plot:
+        res.plot(args.plot, kind=args.plot_kind, top=args.top)
+    card = None
+    if not args.no_card:
+        card = _record(args, res.card(subject, inputs_digest=digest, evidence=str(args.plot) if args.plot else None))
+    human = res.summary(top=args.top)
+    if ix is not None:
+        human += "\nstrongest pairwise interactions:\n" + "\n".join(
+            f"  {a} × {b}: {x:+.6g}" for a, b, x in ix.pairs(min(args.top, 5)))
+    if args.plot:
+        human += f"\nplot written to {args.plot}"
+    if card is not None:
+        human += f"\ndecision card {card.id}: {card.decision}"
+    data = res.to_dict()
+    data.update({
+        "card": card.id if card else None,
+        "plot": args.plot,
+        "interactions": ix.matrix.tolist() if ix is not None else None,
+    })
+    _out(args, human, data)
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
@@ -594,6 +654,30 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--log", required=True, help="OPA decision log (JSON lines) with outcome labels")
     tu.add_argument("--history", type=float, default=0.7, help="fraction of the log replayed before admission")
     tu.add_argument("--seed", type=int, default=7)
+    at = add(sub, "attribute", cmd_attribute,
+             "Shapley attribution of a KPI change to its factors, with confidence intervals")
+    at.formatter_class = argparse.RawDescriptionHelpFormatter
+    at.epilog = ATTRIBUTE_HELP
+    src = at.add_mutually_exclusive_group(required=True)
+    src.add_argument("--table", help="measured coalitions: FILE.csv or FILE.parquet (format below)")
+    src.add_argument("--command", help="shell command measuring the KPI of one coalition: 'CMD {mask}'")
+    at.add_argument("--players", type=int, help="number of players (with --command)")
+    at.add_argument("--names", help="comma-separated player names")
+    at.add_argument("--value-column", default="value", help="name of the value column (default: value)")
+    at.add_argument("--method", default="auto",
+                    choices=["auto", "exact", "permutation", "antithetic", "stratified", "kernel"])
+    at.add_argument("--budget", type=int, help="most coalitions to evaluate (sampled methods)")
+    at.add_argument("--ci-width", type=float, help="stop when every confidence interval is this narrow")
+    at.add_argument("--confidence", type=float, default=0.95, help="confidence level (default 0.95)")
+    at.add_argument("--seed", type=int, default=0)
+    at.add_argument("--timeout", type=float, default=60.0, help="seconds per command run (default 60)")
+    at.add_argument("--jobs", type=int, default=1, help="command runs in parallel (default 1)")
+    at.add_argument("--interactions", action="store_true", help="also compute pairwise interaction indices")
+    at.add_argument("--plot", help="write a plot: OUT.png, OUT.svg or OUT.pdf")
+    at.add_argument("--plot-kind", default="waterfall", choices=["waterfall", "bar"])
+    at.add_argument("--top", type=int, default=10, help="contributors shown (default 10)")
+    at.add_argument("--subject", help="subject of the Decision Card (default: the table or command)")
+    at.add_argument("--no-card", action="store_true", help="do not record a Decision Card")
 
     d = add(sub, "demo", cmd_demo, "run the evidence flow end to end on the bundled example")
     d.add_argument("-o", "--output", default="maestro-demo", help="folder for the demo's files")

@@ -8,6 +8,8 @@ meaning fits, so ``except ValueError`` or ``except OSError`` still work.
 class                meaning                          CLI exit
 ===================  ===============================  =========
 InputError           bad argument or malformed input  2
+GameError            a game (callable, command) fail. 2
+GameTimeoutError     a game command timed out         2
 ManifestError        malformed / non-canonical manif. 2
 NotFoundError        no such card / entry             2
 FileError            a file or folder cannot be read  2
@@ -34,6 +36,8 @@ from __future__ import annotations
 __all__ = [
     "MaestroError",
     "InputError",
+    "GameError",
+    "GameTimeoutError",
     "ManifestError",
     "NotFoundError",
     "FileError",
@@ -60,6 +64,15 @@ class MaestroError(Exception):
 
 class InputError(MaestroError, ValueError):
     """An argument or an input document is malformed."""
+
+
+class GameError(InputError):
+    """A game failed: its callable raised, or returned something that is not a
+    finite number per coalition, or its command failed or printed no number."""
+
+
+class GameTimeoutError(GameError, TimeoutError):
+    """A game's command did not finish within its timeout."""
 
 
 class ManifestError(InputError):

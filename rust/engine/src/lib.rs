@@ -12,6 +12,7 @@ pub mod note;
 pub mod registry;
 #[cfg(feature = "rego")]
 pub mod rego_mut;
+pub mod shapley;
 pub mod sign;
 pub mod store;
 
@@ -40,4 +41,6 @@ pub enum Error {
     #[cfg(feature = "rego")]
     #[error(transparent)]
     Rego(#[from] rego_mut::RegoError),
+    #[error(transparent)]
+    Shapley(#[from] shapley::ShapleyError),
 }

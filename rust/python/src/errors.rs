@@ -8,6 +8,7 @@ use maestro_engine::manifest::ManifestError as EngManifestError;
 use maestro_engine::merkle::MerkleError;
 use maestro_engine::note::NoteError;
 use maestro_engine::rego_mut::RegoError;
+use maestro_engine::shapley::ShapleyError;
 use maestro_engine::sign::SignError;
 use maestro_engine::store::StoreError;
 use maestro_engine::Error;
@@ -27,6 +28,7 @@ pyo3::import_exception!(maestro_core.errors, PolicyError);
 pyo3::import_exception!(maestro_core.errors, PolicySyntaxError);
 pyo3::import_exception!(maestro_core.errors, PolicyTimeoutError);
 pyo3::import_exception!(maestro_core.errors, DecisionLogError);
+pyo3::import_exception!(maestro_core.errors, GameError);
 
 fn hash_err(e: HashError) -> PyErr {
     let msg = e.to_string();
@@ -125,6 +127,23 @@ pub fn to_py(e: Error) -> PyErr {
                 RegoError::Panic(_) => {
                     InternalError::new_err(format!("internal error (a bug, please report): {msg}"))
                 }
+            }
+        }
+        Error::Shapley(e) => {
+            let msg = e.to_string();
+            match e {
+                ShapleyError::TableLength { .. }
+                | ShapleyError::NonFinite { .. }
+                | ShapleyError::TooManyPlayers { .. }
+                | ShapleyError::PlayerCount { .. }
+                | ShapleyError::Invalid { .. }
+                | ShapleyError::Missing { .. }
+                | ShapleyError::Budget { .. }
+                | ShapleyError::Singular { .. } => InputError::new_err(msg),
+                ShapleyError::GameValue { .. }
+                | ShapleyError::GameShape { .. }
+                | ShapleyError::Game(_) => GameError::new_err(msg),
+                ShapleyError::Threads(_) => InternalError::new_err(msg),
             }
         }
     }

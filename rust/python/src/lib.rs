@@ -9,6 +9,7 @@ mod evidence;
 mod hash;
 mod merkle;
 mod rego_mut;
+mod shapley;
 mod store;
 
 #[pymodule(gil_used = false)]
@@ -44,5 +45,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rego_mut::rego_mutate, m)?)?;
     m.add_function(wrap_pyfunction!(rego_mut::rego_to_v1, m)?)?;
     m.add_class::<rego_mut::RegoEvaluator>()?;
+    m.add_function(wrap_pyfunction!(shapley::shapley_exact, m)?)?;
+    m.add_function(wrap_pyfunction!(shapley::shapley_interactions, m)?)?;
+    m.add_function(wrap_pyfunction!(shapley::shapley_sample, m)?)?;
+    m.add_class::<shapley::SparseGame>()?;
+    m.add_class::<shapley::CallableGame>()?;
     Ok(())
 }
