@@ -833,12 +833,12 @@ impl Duel {
             .unwrap_or(0);
         let mut cands = Vec::with_capacity(k);
         let mut th2 = vec![f64::NEG_INFINITY; k];
-        for i in 0..k {
+        for (i, t) in th2.iter_mut().enumerate() {
             if i == a1 {
-                th2[i] = 0.5;
+                *t = 0.5;
                 cands.push(i);
             } else if self.lcb(i, a1, c_) <= 0.5 {
-                th2[i] = self.beta_draw(self.w(i, a1), self.w(a1, i))?;
+                *t = self.beta_draw(self.w(i, a1), self.w(a1, i))?;
                 cands.push(i);
             }
         }
