@@ -156,6 +156,15 @@ pub struct Duel {
     pending: Option<(usize, usize)>,
     rng: ChaCha8Rng,
     state: State,
+    /// RMED1 only, derived from `wins` and never serialised (rebuilt by
+    /// [`Duel::from_json`], so stored states are unchanged): the per-pair
+    /// terms `n_ij d(p̂_ij, 1/2)` of eq. 3 (0 when `p̂_ij > 1/2` or
+    /// `n_ij = 0`), row-major, and their row sums `Î_i`. A duel changes one
+    /// pair, so only two terms and two row sums are recomputed.
+    #[serde(skip)]
+    rmed_terms: Vec<f64>,
+    #[serde(skip)]
+    rmed_div: Vec<f64>,
 }
 
 /// Bernoulli KL divergence `d(p, 1/2)`, with `0 ln 0 = 0`.
@@ -183,6 +192,36 @@ pub fn beta_above_half(a: u64, b: u64) -> f64 {
         logc += ((n - m) as f64).ln() - ((m + 1) as f64).ln();
     }
     acc.exp().clamp(0.0, 1.0)
+}
+
+/// `u_ij` with `c = α ln t` over row-major counts `w` of `k` arms.
+#[inline]
+fn ucb_of(w: &[u64], k: usize, i: usize, j: usize, c: f64) -> f64 {
+    if i == j {
+        return 0.5;
+    }
+    let n = w[i * k + j] + w[j * k + i];
+    if n == 0 {
+        2.0
+    } else {
+        let nf = n as f64;
+        w[i * k + j] as f64 / nf + (c / nf).sqrt()
+    }
+}
+
+/// `l_ij` with `c = α ln t` over row-major counts `w` of `k` arms.
+#[inline]
+fn lcb_of(w: &[u64], k: usize, i: usize, j: usize, c: f64) -> f64 {
+    if i == j {
+        return 0.5;
+    }
+    let n = w[i * k + j] + w[j * k + i];
+    if n == 0 {
+        0.0
+    } else {
+        let nf = n as f64;
+        w[i * k + j] as f64 / nf - (c / nf).sqrt()
+    }
 }
 
 fn pick<R: Rng>(rng: &mut R, items: &[usize]) -> Option<usize> {
@@ -277,7 +316,16 @@ impl Duel {
             pending: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
             state,
-        })
+            rmed_terms: Vec::new(),
+            rmed_div: Vec::new(),
+        }
+        .with_caches())
+    }
+
+    /// Rebuild the derived (non-serialised) caches from the counts.
+    fn with_caches(mut self) -> Self {
+        self.rmed_rebuild();
+        self
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -321,30 +369,12 @@ impl Duel {
     /// `u_ij` with `c = α ln t`.
     #[inline]
     fn ucb(&self, i: usize, j: usize, c: f64) -> f64 {
-        if i == j {
-            return 0.5;
-        }
-        let n = self.n(i, j);
-        if n == 0 {
-            2.0
-        } else {
-            let nf = n as f64;
-            self.w(i, j) as f64 / nf + (c / nf).sqrt()
-        }
+        ucb_of(&self.wins, self.arms, i, j, c)
     }
     /// `l_ij` with `c = α ln t`.
     #[inline]
     fn lcb(&self, i: usize, j: usize, c: f64) -> f64 {
-        if i == j {
-            return 0.5;
-        }
-        let n = self.n(i, j);
-        if n == 0 {
-            0.0
-        } else {
-            let nf = n as f64;
-            self.w(i, j) as f64 / nf - (c / nf).sqrt()
-        }
+        lcb_of(&self.wins, self.arms, i, j, c)
     }
 
     fn check_arm(&self, arm: usize) -> Result<()> {
@@ -389,6 +419,9 @@ impl Duel {
         if winner != loser {
             let k = self.arms;
             self.wins[winner * k + loser] += 1;
+            if self.algorithm == Algorithm::Rmed1 {
+                self.rmed_update(winner, loser);
+            }
         }
         self.steps += 1;
         if on_policy {
@@ -406,7 +439,7 @@ impl Duel {
     /// of `p̂`, then by the lowest index. Deterministic.
     pub fn best(&self) -> usize {
         if let Algorithm::Rmed1 = self.algorithm {
-            let d = self.divergences();
+            let d = &self.rmed_div;
             let mut b = 0;
             for (i, &v) in d.iter().enumerate() {
                 if v < d[b] {
@@ -519,7 +552,9 @@ impl Duel {
 
     // ------------------------------------------------------------ RMED1
     /// `Î_i(t) = Σ_{j ∈ Ô_i} n_ij d(p̂_ij, 1/2)` with
-    /// `Ô_i = {j ≠ i | p̂_ij ≤ 1/2}` (Komiyama et al. 2015, eq. 3).
+    /// `Ô_i = {j ≠ i | p̂_ij ≤ 1/2}` (Komiyama et al. 2015, eq. 3), from
+    /// scratch: the reference the incremental cache is tested against.
+    #[cfg(test)]
     fn divergences(&self) -> Vec<f64> {
         let k = self.arms;
         (0..k)
@@ -541,6 +576,72 @@ impl Duel {
                 s
             })
             .collect()
+    }
+
+    /// One term of eq. 3: `n_ij d(p̂_ij, 1/2)` if `p̂_ij ≤ 1/2`, else 0
+    /// (0 for `i = j` and for a pair never compared).
+    #[inline]
+    fn rmed_term(&self, i: usize, j: usize) -> f64 {
+        if i == j {
+            return 0.0;
+        }
+        let n = self.n(i, j);
+        if n == 0 {
+            return 0.0;
+        }
+        let p = self.w(i, j) as f64 / n as f64;
+        if p <= 0.5 {
+            n as f64 * kl_half(p)
+        } else {
+            0.0
+        }
+    }
+
+    /// `Î_i` from the cached terms, summed in the order of
+    /// [`divergences`](Self::divergences) (adding the zero terms it skips
+    /// changes no bit), so the cache equals the from-scratch value exactly.
+    fn rmed_row_sum(&mut self, i: usize) {
+        let k = self.arms;
+        let mut s = 0.0;
+        for (j, &t) in self.rmed_terms[i * k..(i + 1) * k].iter().enumerate() {
+            if j != i {
+                s += t;
+            }
+        }
+        self.rmed_div[i] = s;
+    }
+
+    fn rmed_rebuild(&mut self) {
+        if self.algorithm != Algorithm::Rmed1 {
+            self.rmed_terms = Vec::new();
+            self.rmed_div = Vec::new();
+            return;
+        }
+        let k = self.arms;
+        self.rmed_terms = vec![0.0; k * k];
+        self.rmed_div = vec![0.0; k];
+        for i in 0..k {
+            for j in 0..k {
+                self.rmed_terms[i * k + j] = self.rmed_term(i, j);
+            }
+        }
+        for i in 0..k {
+            self.rmed_row_sum(i);
+        }
+    }
+
+    /// After a duel between `a` and `b`: only `n_ab`, `p̂_ab`, `p̂_ba`
+    /// changed, i.e. the terms `(a, b)`, `(b, a)` and the sums `Î_a`, `Î_b`.
+    fn rmed_update(&mut self, a: usize, b: usize) {
+        let k = self.arms;
+        if self.rmed_div.len() != k || self.rmed_terms.len() != k * k {
+            self.rmed_rebuild();
+            return;
+        }
+        self.rmed_terms[a * k + b] = self.rmed_term(a, b);
+        self.rmed_terms[b * k + a] = self.rmed_term(b, a);
+        self.rmed_row_sum(a);
+        self.rmed_row_sum(b);
     }
 
     fn init_pair(&self, mut idx: usize) -> Option<(usize, usize)> {
@@ -574,15 +675,25 @@ impl Duel {
             return p;
         }
         let k = self.arms;
-        let d = self.divergences();
-        let all: Vec<usize> = (0..k).collect();
-        let stars = argmax_set(&all, |i| -d[i]);
+        // argmin_i Î_i with every tie (as `argmax_set` of `-Î_i`).
+        let d = &self.rmed_div;
+        let mut stars = Vec::new();
+        let mut best = f64::NEG_INFINITY;
+        for (i, &v) in d.iter().enumerate() {
+            let s = -v;
+            if s > best {
+                best = s;
+                stars.clear();
+                stars.push(i);
+            } else if s == best {
+                stars.push(i);
+            }
+        }
         let istar = pick(&mut self.rng, &stars).unwrap_or(0);
         let l = l.unwrap_or(istar);
-        let opp: Vec<usize> = (0..k)
-            .filter(|&j| j != l && self.mean(l, j).unwrap_or(0.5) <= 0.5)
-            .collect();
-        let m = if opp.is_empty() || opp.contains(&istar) {
+        let in_opp = |j: usize| j != l && self.mean(l, j).unwrap_or(0.5) <= 0.5;
+        let opp_empty = !(0..k).any(in_opp);
+        let m = if opp_empty || in_opp(istar) {
             istar
         } else {
             let others: Vec<usize> = (0..k).filter(|&j| j != l).collect();
@@ -600,11 +711,7 @@ impl Duel {
         let npairs = k * (k - 1) / 2;
         // The initial phase needs no divergences (Algorithm 1 line 1).
         let initial = matches!(self.state, State::Rmed1 { init_next, .. } if init_next < npairs);
-        let d = if initial {
-            Vec::new()
-        } else {
-            self.divergences()
-        };
+        let d: &[f64] = if initial { &[] } else { &self.rmed_div };
         let thr = (self.steps.max(1) as f64).ln() + self.f_k;
         let dmin = d.iter().copied().fold(f64::INFINITY, f64::min);
         let State::Rmed1 {
@@ -673,8 +780,15 @@ impl Duel {
     /// line 12: `a⁽²⁾ = argmax_{i : l_{i a⁽¹⁾} ≤ 1/2} θ⁽²⁾_{i a⁽¹⁾}`.
     ///
     /// Only the rows of `θ⁽¹⁾` for arms in `C` are read by line 9, so only
-    /// those are drawn (pairs inside `C` once, keeping `θ_ji = 1 − θ_ij`):
-    /// the same distribution over `a⁽¹⁾` with fewer Beta draws.
+    /// those are drawn (pairs inside `C` once, keeping `θ_ji = 1 − θ_ij`).
+    /// Line 9 reads `θ⁽¹⁾_ij` only through `1(θ⁽¹⁾_ij > 1/2)`, so for a pair
+    /// never compared (`θ ~ Beta(1, 1)`, uniform) that indicator is drawn as
+    /// a fair coin, which has exactly its distribution; likewise
+    /// `θ⁽²⁾ ~ Beta(1, 1)` of line 11 is drawn as a uniform `[0, 1)` number.
+    /// Same distribution over `(a⁽¹⁾, a⁽²⁾)`, far fewer Beta draws (early on
+    /// almost every pair is uncompared). The random stream differs from
+    /// drawing every `θ` as a Beta (states stored before stay valid; they
+    /// continue with the new draws).
     fn select_dts(&mut self) -> Result<(usize, usize)> {
         let k = self.arms;
         let c_ = self.alpha * ((self.steps + 1) as f64).ln();
@@ -691,20 +805,22 @@ impl Duel {
         for (r, &i) in cset.iter().enumerate() {
             pos_in_c[i] = r;
         }
-        let mut theta = vec![0.5f64; cset.len() * k];
+        // `above[r * k + j]` = 1(θ⁽¹⁾_ij > 1/2) for the r-th arm `i` of C.
+        let mut above = vec![false; cset.len() * k];
         let mut score = vec![0usize; cset.len()];
         for (r, &i) in cset.iter().enumerate() {
             let mut s = 0usize;
             for j in 0..k {
-                let th = if j == i {
-                    0.5
+                let a = if j == i {
+                    false
                 } else if pos_in_c[j] < r {
-                    1.0 - theta[pos_in_c[j] * k + i]
+                    // θ_ij = 1 − θ_ji > 1/2 iff θ_ji < 1/2 (ties have probability 0).
+                    !above[pos_in_c[j] * k + i]
                 } else {
-                    self.beta(self.w(i, j), self.w(j, i))?
+                    self.theta_above_half(self.w(i, j), self.w(j, i))?
                 };
-                theta[r * k + j] = th;
-                if th > 0.5 {
+                above[r * k + j] = a;
+                if a {
                     s += 1;
                 }
             }
@@ -717,18 +833,37 @@ impl Duel {
             .unwrap_or(0);
         let mut cands = Vec::with_capacity(k);
         let mut th2 = vec![f64::NEG_INFINITY; k];
-        for i in 0..k {
+        for (i, t) in th2.iter_mut().enumerate() {
             if i == a1 {
-                th2[i] = 0.5;
+                *t = 0.5;
                 cands.push(i);
             } else if self.lcb(i, a1, c_) <= 0.5 {
-                th2[i] = self.beta(self.w(i, a1), self.w(a1, i))?;
+                *t = self.beta_draw(self.w(i, a1), self.w(a1, i))?;
                 cands.push(i);
             }
         }
         let tops = argmax_set(&cands, |i| th2[i]);
         let a2 = pick(&mut self.rng, &tops).unwrap_or(a1);
         Ok((a1, a2))
+    }
+
+    /// `1(θ > 1/2)` for `θ ~ Beta(wins + 1, losses + 1)`: a fair coin when
+    /// both counts are 0 (`Beta(1, 1)` is uniform), else a Beta draw.
+    fn theta_above_half(&mut self, wins: u64, losses: u64) -> Result<bool> {
+        if wins == 0 && losses == 0 {
+            Ok(self.rng.gen::<bool>())
+        } else {
+            Ok(self.beta(wins, losses)? > 0.5)
+        }
+    }
+
+    /// `θ ~ Beta(wins + 1, losses + 1)`, as a uniform draw for `Beta(1, 1)`.
+    fn beta_draw(&mut self, wins: u64, losses: u64) -> Result<f64> {
+        if wins == 0 && losses == 0 {
+            Ok(self.rng.gen::<f64>())
+        } else {
+            self.beta(wins, losses)
+        }
     }
 
     fn beta(&mut self, wins: u64, losses: u64) -> Result<f64> {
@@ -774,20 +909,35 @@ impl Duel {
     fn select_ccb(&mut self) -> (usize, usize) {
         let k = self.arms;
         let c_ = self.alpha * ((self.steps + 1) as f64).ln();
-        let mut u = vec![0.5f64; k * k];
-        let mut l = vec![0.5f64; k * k];
+        // The bounds are computed where they are read (same expressions, so
+        // the same bits as a stored matrix); `Cpld±` in one pass that takes
+        // the square root once per compared pair and none for the others.
+        let mut cu = vec![0usize; k];
+        let mut cl = vec![0usize; k];
         for i in 0..k {
+            let (mut a, mut b) = (0usize, 0usize);
             for j in 0..k {
-                u[i * k + j] = self.ucb(i, j, c_);
-                l[i * k + j] = self.lcb(i, j, c_);
+                if j == i {
+                    continue;
+                }
+                let n = self.n(i, j);
+                if n == 0 {
+                    a += 1; // u = 2 ≥ 1/2, l = 0 < 1/2
+                    continue;
+                }
+                let nf = n as f64;
+                let m = self.w(i, j) as f64 / nf;
+                let r = (c_ / nf).sqrt();
+                if m + r >= 0.5 {
+                    a += 1;
+                }
+                if m - r >= 0.5 {
+                    b += 1;
+                }
             }
+            cu[i] = a;
+            cl[i] = b;
         }
-        let cu: Vec<usize> = (0..k)
-            .map(|i| (0..k).filter(|&j| j != i && u[i * k + j] >= 0.5).count())
-            .collect();
-        let cl: Vec<usize> = (0..k)
-            .map(|i| (0..k).filter(|&j| j != i && l[i * k + j] >= 0.5).count())
-            .collect();
         let max_cu = cu.iter().copied().max().unwrap_or(0);
         let max_cl = cl.iter().copied().max().unwrap_or(0);
         let ct: Vec<usize> = (0..k).filter(|&i| cu[i] == max_cu).collect();
@@ -797,7 +947,7 @@ impl Duel {
             State::Ccb { opponents, .. } => opponents
                 .iter()
                 .enumerate()
-                .any(|(i, op)| op.iter().any(|&j| l[i * k + j] > 0.5)),
+                .any(|(i, op)| op.iter().any(|&j| self.lcb(i, j, c_) > 0.5)),
             _ => false,
         };
         if disproven {
@@ -805,6 +955,7 @@ impl Duel {
         }
         // Line 11: remove non-Copeland winners.
         let mut empty = false;
+        let wins = &self.wins;
         if let State::Ccb {
             candidates,
             opponents,
@@ -815,7 +966,9 @@ impl Duel {
                 if candidates[i] && cu[i] < max_cl {
                     candidates[i] = false;
                     if opponents[i].len() != *max_losses + 1 {
-                        opponents[i] = (0..k).filter(|&j| u[i * k + j] < 0.5).collect();
+                        opponents[i] = (0..k)
+                            .filter(|&j| ucb_of(wins, k, i, j, c_) < 0.5)
+                            .collect();
                     }
                 }
             }
@@ -825,6 +978,7 @@ impl Duel {
             self.ccb_reset();
         }
         // Line 12: add Copeland winners.
+        let wins = &self.wins;
         let rng = &mut self.rng;
         let State::Ccb {
             candidates,
@@ -862,7 +1016,7 @@ impl Duel {
             let mut pairs = Vec::new();
             for (i, op) in opponents.iter().enumerate() {
                 for &j in op {
-                    if l[i * k + j] <= 0.5 && 0.5 <= u[i * k + j] {
+                    if lcb_of(wins, k, i, j, c_) <= 0.5 && 0.5 <= ucb_of(wins, k, i, j, c_) {
                         pairs.push((i, j));
                     }
                 }
@@ -886,15 +1040,17 @@ impl Duel {
             opponents[c]
                 .iter()
                 .copied()
-                .filter(|&j| l[j * k + c] <= 0.5)
+                .filter(|&j| lcb_of(wins, k, j, c, c_) <= 0.5)
                 .collect()
         } else {
             Vec::new()
         };
         if cands.is_empty() {
-            cands = (0..k).filter(|&j| l[j * k + c] <= 0.5).collect();
+            cands = (0..k)
+                .filter(|&j| lcb_of(wins, k, j, c, c_) <= 0.5)
+                .collect();
         }
-        let mut ties = argmax_set(&cands, |j| u[j * k + c]);
+        let mut ties = argmax_set(&cands, |j| ucb_of(wins, k, j, c, c_));
         if ties.len() > 1 {
             ties.retain(|&j| j != c);
         }
@@ -928,7 +1084,7 @@ impl Duel {
     pub fn from_json(s: &str) -> Result<Self> {
         let d: Duel = serde_json::from_str(s).map_err(|e| DuelError::State(e.to_string()))?;
         d.validate()?;
-        Ok(d)
+        Ok(d.with_caches())
     }
 
     fn validate(&self) -> Result<()> {
@@ -1309,6 +1465,220 @@ mod tests {
         assert!((beta_above_half(1, 0) - 0.75).abs() < 1e-12);
         assert!((beta_above_half(3, 5) + beta_above_half(5, 3) - 1.0).abs() < 1e-12);
         assert!(beta_above_half(60_000, 40_000) > 0.999_999);
+    }
+
+    /// FNV-1a over the selected pairs of a simulated run: a fingerprint of
+    /// the exact decisions and random stream of an algorithm.
+    fn trace_hash(alg: Algorithm, k: usize, steps: u64, seed: u64) -> u64 {
+        let mut p = vec![0.5; k * k];
+        for i in 0..k {
+            for j in 0..k {
+                p[i * k + j] = 0.5 + 0.3 * (j as f64 - i as f64) / k as f64;
+            }
+        }
+        let prefs = Preferences::new(k, p).unwrap();
+        let mut d = Duel::new(alg, k, seed, None, None).unwrap();
+        let mut env = ChaCha8Rng::seed_from_u64(seed + 1);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for _ in 0..steps {
+            let (a, b) = d.select().unwrap();
+            for x in [a as u64, b as u64] {
+                h ^= x;
+                h = h.wrapping_mul(0x0000_0100_0000_01B3);
+            }
+            if a == b || env.gen::<f64>() < prefs.get(a, b) {
+                d.record(a, b).unwrap();
+            } else {
+                d.record(b, a).unwrap();
+            }
+        }
+        h ^ d.best() as u64
+    }
+
+    /// The speed-ups of RMED1 (incremental divergences) and CCB (bounds
+    /// computed on demand, no K × K scratch matrices) change no decision
+    /// and no random draw: the fingerprints below were taken from the
+    /// implementation before those changes (commit 826dc4f).
+    #[test]
+    fn optimised_rmed1_ccb_rucb_match_previous_traces() {
+        let golden = [
+            (Algorithm::Rmed1, 7usize, 1u64, 0x3f23130450dd86acu64),
+            (Algorithm::Rmed1, 30, 2, 0x9feadfa3c7db29e0),
+            (Algorithm::Ccb, 7, 1, 0x6742bbfcaa26b06),
+            (Algorithm::Ccb, 30, 2, 0x89771bb0385e1d30),
+            (Algorithm::Rucb, 7, 1, 0xddb12aa0cf6d5e77),
+            (Algorithm::Rucb, 30, 2, 0x982547e1adf212b1),
+        ];
+        for (alg, k, seed, h) in golden {
+            assert_eq!(trace_hash(alg, k, 3000, seed), h, "{} K={k}", alg.name());
+        }
+    }
+
+    #[test]
+    fn rmed1_incremental_divergences_equal_recomputation() {
+        let k = 12;
+        let mut d = Duel::new(Algorithm::Rmed1, k, 3, None, None).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(99);
+        for step in 0..4000 {
+            // On-policy duels mixed with random off-policy votes and self-comparisons.
+            let (a, b) = if step % 3 == 0 {
+                (rng.gen_range(0..k), rng.gen_range(0..k))
+            } else {
+                d.select().unwrap()
+            };
+            if rng.gen::<f64>() < 0.5 + 0.03 * (b as f64 - a as f64) {
+                d.record(a, b).unwrap();
+            } else {
+                d.record(b, a).unwrap();
+            }
+            if step % 97 == 0 || step > 3900 {
+                // Bit-identical, not merely close.
+                assert_eq!(d.rmed_div, d.divergences(), "step {step}");
+                let e = Duel::from_json(&d.to_json().unwrap()).unwrap();
+                assert_eq!(e.rmed_div, d.rmed_div);
+                assert_eq!(e.rmed_terms, d.rmed_terms);
+            }
+        }
+    }
+
+    /// A straightforward DTS (Wu & Liu 2016, Algorithm 1): full `U`, `L`
+    /// and `θ⁽¹⁾` matrices. `literal`: every `θ` a Beta draw, as the
+    /// pseudo-code is written; otherwise the same draws as `select_dts`
+    /// (coin / uniform for uncompared pairs) in the same order.
+    fn dts_reference(d: &mut Duel, literal: bool) -> (usize, usize) {
+        let k = d.arms;
+        let c_ = d.alpha * ((d.steps + 1) as f64).ln();
+        let mut u = vec![0.5; k * k];
+        let mut l = vec![0.5; k * k];
+        for i in 0..k {
+            for j in 0..k {
+                u[i * k + j] = d.ucb(i, j, c_);
+                l[i * k + j] = d.lcb(i, j, c_);
+            }
+        }
+        let zeta: Vec<usize> = (0..k)
+            .map(|i| (0..k).filter(|&j| j != i && u[i * k + j] > 0.5).count())
+            .collect();
+        let zmax = *zeta.iter().max().unwrap();
+        let cset: Vec<usize> = (0..k).filter(|&i| zeta[i] == zmax).collect();
+        // θ⁽¹⁾ for the rows of C (the only rows line 9 reads), in row order.
+        let mut theta = vec![f64::NAN; k * k];
+        for &i in &cset {
+            for j in 0..k {
+                if j == i {
+                    theta[i * k + j] = 0.5;
+                } else if theta[i * k + j].is_nan() {
+                    let (w, lo) = (d.w(i, j), d.w(j, i));
+                    let t = if literal {
+                        d.beta(w, lo).unwrap()
+                    } else if d.theta_above_half(w, lo).unwrap() {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    theta[i * k + j] = t;
+                    theta[j * k + i] = 1.0 - t;
+                }
+            }
+        }
+        let score = |i: usize| (0..k).filter(|&j| theta[i * k + j] > 0.5).count() as f64;
+        let best = argmax_set(&cset, score);
+        let a1 = pick(&mut d.rng, &best).unwrap();
+        let mut cands = Vec::new();
+        let mut th2 = vec![f64::NEG_INFINITY; k];
+        for i in 0..k {
+            if i == a1 {
+                th2[i] = 0.5;
+                cands.push(i);
+            } else if l[i * k + a1] <= 0.5 {
+                let (w, lo) = (d.w(i, a1), d.w(a1, i));
+                th2[i] = if literal {
+                    d.beta(w, lo).unwrap()
+                } else {
+                    d.beta_draw(w, lo).unwrap()
+                };
+                cands.push(i);
+            }
+        }
+        let tops = argmax_set(&cands, |i| th2[i]);
+        (a1, pick(&mut d.rng, &tops).unwrap())
+    }
+
+    fn run_dts(prefs: &Preferences, steps: u64, seed: u64, reference: Option<bool>) -> f64 {
+        let k = prefs.arms();
+        let reg = prefs.arm_regrets();
+        let mut d = Duel::new(Algorithm::Dts, k, seed, None, None).unwrap();
+        let mut env = ChaCha8Rng::seed_from_u64(seed + 1000);
+        let mut cum = 0.0;
+        for _ in 0..steps {
+            let (a, b) = match reference {
+                None => d.select().unwrap(),
+                Some(literal) => {
+                    let p = dts_reference(&mut d, literal);
+                    d.pending = Some(p);
+                    p
+                }
+            };
+            cum += 0.5 * (reg[a] + reg[b]);
+            if a == b || env.gen::<f64>() < prefs.get(a, b) {
+                d.record(a, b).unwrap();
+            } else {
+                d.record(b, a).unwrap();
+            }
+        }
+        cum
+    }
+
+    #[test]
+    fn dts_matches_straightforward_reference() {
+        // Same random stream, same decisions, step by step.
+        for (k, seed) in [(6usize, 1u64), (25, 2), (100, 3)] {
+            let mut m = vec![0.5; k * k];
+            for i in 0..k {
+                for j in 0..k {
+                    m[i * k + j] = 0.5 + 0.4 * (j as f64 - i as f64) / k as f64;
+                }
+            }
+            let prefs = Preferences::new(k, m).unwrap();
+            let mut d = Duel::new(Algorithm::Dts, k, seed, None, None).unwrap();
+            let mut env = ChaCha8Rng::seed_from_u64(seed);
+            for step in 0..400 {
+                let mut r = d.clone();
+                let p_ref = dts_reference(&mut r, false);
+                let p = d.select().unwrap();
+                assert_eq!(p, p_ref, "K={k} step {step}");
+                assert_eq!(d.rng, r.rng, "K={k} step {step}: random streams diverged");
+                let (a, b) = p;
+                if a == b || env.gen::<f64>() < prefs.get(a, b) {
+                    d.record(a, b).unwrap();
+                } else {
+                    d.record(b, a).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dts_regret_unchanged_vs_all_beta_draws() {
+        // The coin / uniform draws change the random stream, not the
+        // distribution: mean regret over seeds agrees with the literal
+        // all-Beta pseudo-code within sampling error.
+        let prefs = arithmetic(8);
+        let n = 24;
+        let stats = |lit: Option<bool>| {
+            let r: Vec<f64> = (0..n).map(|s| run_dts(&prefs, 3000, s, lit)).collect();
+            let m = r.iter().sum::<f64>() / n as f64;
+            let v = r.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+            (m, v / n as f64)
+        };
+        let (m_opt, se2_opt) = stats(None);
+        let (m_lit, se2_lit) = stats(Some(true));
+        let z = (m_opt - m_lit) / (se2_opt + se2_lit).sqrt();
+        eprintln!("DTS regret T=3000 K=8: optimised {m_opt:.2}, all-Beta {m_lit:.2}, z = {z:.2}");
+        assert!(
+            z.abs() < 3.0,
+            "optimised {m_opt} vs literal {m_lit}, z = {z}"
+        );
     }
 
     #[test]
