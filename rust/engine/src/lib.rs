@@ -5,6 +5,7 @@
 //! Caller data never reaches an `unwrap`.
 
 pub mod hash;
+pub mod hypergraph;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
@@ -31,4 +32,6 @@ pub enum Error {
     Manifest(#[from] manifest::ManifestError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Hypergraph(#[from] hypergraph::HypergraphError),
 }

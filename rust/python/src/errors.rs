@@ -3,6 +3,7 @@ use std::any::Any;
 use std::io::ErrorKind;
 
 use maestro_engine::hash::HashError;
+use maestro_engine::hypergraph::HypergraphError;
 use maestro_engine::manifest::ManifestError as EngManifestError;
 use maestro_engine::merkle::MerkleError;
 use maestro_engine::note::NoteError;
@@ -88,6 +89,15 @@ pub fn to_py(e: Error) -> PyErr {
                 StoreError::NotFound { .. } => NotFoundError::new_err(msg),
                 StoreError::Merkle(m) => merkle_err(m),
                 StoreError::Invalid(_) => InputError::new_err(msg),
+            }
+        }
+        Error::Hypergraph(e) => {
+            let msg = e.to_string();
+            match e {
+                HypergraphError::BadCsr { .. }
+                | HypergraphError::BadWeight { .. }
+                | HypergraphError::NodeOutOfRange { .. }
+                | HypergraphError::Invalid(_) => InputError::new_err(msg),
             }
         }
     }

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod errors;
 mod evidence;
 mod hash;
+mod hypergraph;
 mod merkle;
 mod store;
 
@@ -33,5 +34,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evidence::parse_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(evidence::open_note, m)?)?;
     m.add_class::<store::Store>()?;
+    m.add_class::<hypergraph::Hypergraph>()?;
+    m.add_class::<hypergraph::KHop>()?;
+    m.add_function(wrap_pyfunction!(hypergraph::select_tests, m)?)?;
     Ok(())
 }
