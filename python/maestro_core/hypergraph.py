@@ -64,8 +64,11 @@ class Hypergraph:
             arr = np.asarray(a)
             return np.ascontiguousarray(arr) if arr.dtype.kind in "iu" else arr
 
+        w = np.asarray(weights)
+        if w.dtype.kind in "fiu":  # other dtypes reach the native check and its InputError
+            w = np.ascontiguousarray(w, dtype=np.float64)
         self._inner = _native.Hypergraph(
-            int(n_nodes), ix(indptr), ix(indices), np.ascontiguousarray(weights, dtype=np.float64),
+            int(n_nodes), ix(indptr), ix(indices), w,
             ix(head_indptr), ix(head_indices),
         )
 
