@@ -511,17 +511,17 @@ class Index:
             if Path(p).name == "conftest.py":
                 fallback.append(f"{p}: a conftest.py changed (it can affect every test below it)")
                 continue
-            for side, lines in ((c.old_path, c.old_lines), (c.new_path, c.new_lines)):
+            for side, lines, is_new in ((c.old_path, c.old_lines, False), (c.new_path, c.new_lines, True)):
                 if side is None:
                     continue
+                if is_new:  # parse the work tree's version (syntax errors surface here)
+                    ss = self._current_symbols(side, warnings, fallback)
+                else:
+                    ss = syms.get(side, [])
                 if f"file:{side}" not in ids:
-                    if side == c.new_path and (self.root / side).is_file():
+                    if is_new and (self.root / side).is_file():
                         warnings.append(f"{side}: not indexed yet (new file); its tests run as new tests")
                     continue
-                if side == c.old_path:
-                    ss = syms.get(side, [])
-                else:
-                    ss = self._current_symbols(side, warnings, fallback)
                 for ln in lines:
                     lab = self._line_node(side, ln, ss)
                     out.add(lab if lab in ids else f"file:{side}")

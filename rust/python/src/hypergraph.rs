@@ -6,8 +6,8 @@
 //! converted to the engine's `u32` CSR, the one copy the docs mention.
 //! Costs and results go out through `into_pyarray` without copies.
 use maestro_engine::hypergraph::{self, Cut, HypergraphError, SelectParams, NONE};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use numpy::PyUntypedArrayMethods;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
 use crate::errors::{err, guard, run, InputError};
