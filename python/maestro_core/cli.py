@@ -255,8 +255,9 @@ def cmd_tia_index(args: argparse.Namespace) -> int:
 def cmd_tia_select(args: argparse.Namespace) -> int:
     idx = _index(args)
     budget = tia.parse_duration(args.budget) if args.budget else float("inf")
-    sel = idx.select(args.base, budget=budget, threshold=args.threshold, k=args.k,
-                     safe=args.safe or args.budget is None)
+    safe = args.safe or args.budget is None
+    threshold = args.threshold if args.threshold is not None else (tia.SAFE_THRESHOLD if safe else float("inf"))
+    sel = idx.select(args.base, budget=budget, threshold=threshold, k=args.k, safe=safe)
     card = tia.record_selection(sel, home=idx.home)
     lines = [sel.summary()] + [f"  warning: {w}" for w in sel.warnings]
     if not sel.run_all:
@@ -353,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--repo", default=".")
     ts.add_argument("--base", required=True, help="git ref to diff the work tree against")
     ts.add_argument("--budget", help="time budget (60, 60s, 2m); without it every test with a path is kept")
-    ts.add_argument("--threshold", type=float, default=float("inf"), help="max path cost")
+    ts.add_argument("--threshold", type=float, default=None,
+                    help="max path cost (default: 7 in safe mode, i.e. dependency paths only; none with --budget)")
     ts.add_argument("-k", type=int, default=3, help="max hyperedges on a path")
     ts.add_argument("--safe", action="store_true", help="every test with a path within k (ignores --budget)")
     te = add(tp, "explain", cmd_tia_explain, "why a test is (or is not) needed for the changes against BASE")

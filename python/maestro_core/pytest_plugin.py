@@ -107,7 +107,7 @@ class _Selector:
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
                                       items: list[pytest.Item]) -> None:
         from .errors import MaestroError
-        from .tia import Index, parse_duration, record_selection
+        from .tia import SAFE_THRESHOLD, Index, parse_duration, record_selection
 
         base = config.getoption("--maestro-select")
         if self.broken:
@@ -122,7 +122,9 @@ class _Selector:
             return
         try:
             budget = parse_duration(budget_opt) if budget_opt else math.inf
-            sel = idx.select(base, budget=budget, k=config.getoption("--maestro-k"), safe=budget_opt is None)
+            safe = budget_opt is None
+            sel = idx.select(base, budget=budget, k=config.getoption("--maestro-k"), safe=safe,
+                             threshold=SAFE_THRESHOLD if safe else math.inf)
             try:
                 record_selection(sel, home=idx.home)
             except MaestroError as e:

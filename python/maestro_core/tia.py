@@ -51,7 +51,7 @@ from .hypergraph import DECISIONS, Hypergraph, select_tests
 from .store import default_home, open_store
 
 __all__ = [
-    "Index", "Selection", "TestDecision", "Change", "Weights", "git", "changed_lines",
+    "Index", "Selection", "SAFE_THRESHOLD", "TestDecision", "Change", "Weights", "git", "changed_lines",
     "parse_duration", "record_selection",
 ]
 
@@ -86,9 +86,15 @@ class Weights:
     member: float = 2.0
     imports: float = 2.0
     testdef: float = 0.5
-    cochange: float = 4.0
+    cochange: float = 8.0
     cochange_per_day: float = 1.0 / 90.0
-    cochange_max_files: int = 30
+    cochange_max_files: int = 12
+
+
+#: Default threshold of safe mode: the dearest path of ``k = 3`` dependency
+#: hyperedges (member + import + import = 6) passes, while co-change links
+#: (cost >= 8) rank tests in budget mode but never force one into safe mode.
+SAFE_THRESHOLD = 7.0
 
 
 # ---------------------------------------------------------------- git
@@ -171,6 +177,11 @@ def changed_lines(root: Path, base: str) -> list[Change]:
 
 
 # ---------------------------------------------------------------- parsing
+def _has_code(line: str) -> bool:
+    t = line.strip()
+    return bool(t) and not t.startswith("#")
+
+
 @dataclass
 class Parsed:
     symbols: list[tuple[str, int, int]]
@@ -321,6 +332,7 @@ class Index:
 
     def close(self) -> None:
         self.db.close()
+        self._store = None  # drops the native store's connection
 
     # --- meta
     def meta(self, key: str) -> str | None:
@@ -495,8 +507,9 @@ class Index:
         return f"sym:{path}::{best[0]}" if best else f"file:{path}"
 
     # --- selection
-    def changed_nodes(self, changes: Sequence[Change]) -> tuple[list[str], list[str], list[str]]:
-        """``(changed node labels, fallback reasons, warnings)``."""
+    def changed_nodes(self, changes: Sequence[Change], base: str = "HEAD") -> tuple[list[str], list[str], list[str]]:
+        """``(changed node labels, fallback reasons, warnings)``. Blank and
+        comment-only lines change no behaviour and are skipped."""
         _g, _labels, ids, _k, syms = self.graph()
         out: set[str] = set()
         fallback: list[str] = []
@@ -516,8 +529,12 @@ class Index:
                     continue
                 if is_new:  # parse the work tree's version (syntax errors surface here)
                     ss = self._current_symbols(side, warnings, fallback)
+                    text = self._read(side)
                 else:
                     ss = syms.get(side, [])
+                    text = git(self.root, "show", f"{base}:{side}", check=False)
+                src = text.splitlines()
+                lines = frozenset(ln for ln in lines if not (0 < ln <= len(src)) or _has_code(src[ln - 1]))
                 if f"file:{side}" not in ids:
                     if is_new and (self.root / side).is_file():
                         warnings.append(f"{side}: not indexed yet (new file); its tests run as new tests")
@@ -528,6 +545,12 @@ class Index:
                 if c.new_path is None or c.old_path != c.new_path:
                     out.add(f"file:{side}")  # deleted or renamed: its importers are affected
         return sorted(out), fallback, warnings
+
+    def _read(self, path: str) -> str:
+        try:
+            return (self.root / path).read_text("utf-8", "replace")
+        except OSError:
+            return ""
 
     def _current_symbols(self, path: str, warnings: list[str], fallback: list[str]) -> list[tuple[str, int, int]]:
         f = self.root / path
@@ -562,7 +585,7 @@ class Index:
             return fall("no tests recorded yet (run pytest --maestro-collect first)")
         if changes is None:
             changes = changed_lines(self.root, base)
-        changed, fb, warns = self.changed_nodes(changes)
+        changed, fb, warns = self.changed_nodes(changes, base)
         if fb:
             return fall("; ".join(fb), changed, warns)
         g, labels, ids, kinds, _s = self.graph()
@@ -621,7 +644,8 @@ def record_selection(sel: Selection, home: Any = None, store: Any = None) -> car
 
 
 def explain(index: Index, test: str, base: str = "HEAD", k: int = 3) -> TestDecision:
-    """The decision and path of one test for the changes against ``base``."""
+    """The decision and path of one test for the changes against ``base``
+    (safe mode without a threshold, so co-change paths show too)."""
     sel = index.select(base, k=k, safe=True)
     for d in sel.decisions:
         if d.nodeid == test:
