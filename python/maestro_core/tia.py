@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS tia_coverage (
     PRIMARY KEY (nodeid, path)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tia_commits (
     sha TEXT PRIMARY KEY, time INTEGER NOT NULL, files TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tia_graph (generation INTEGER PRIMARY KEY, body BLOB NOT NULL);
 """
 
 DOC_SUFFIXES = (".md", ".rst", ".txt", ".png", ".svg", ".jpg")
@@ -115,6 +116,8 @@ def repo_root(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not p.is_dir():
         raise FileError(f"{p}: not a folder")
+    if (p / ".git").exists():  # the common case, without spawning git
+        return p.resolve()
     out = subprocess.run(["git", "-C", str(p), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
     if out.returncode != 0:
         raise FileError(f"{p}: not a git repository (test impact analysis needs git history)")
@@ -316,6 +319,17 @@ class Selection:
 
 
 # ---------------------------------------------------------------- index
+class _Symbols:
+    """Symbols of one file on demand (``get(path, default)``), from the store."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def get(self, path: str, default: Any = None) -> list[tuple[str, int, int]]:
+        rows = self.db.execute("SELECT qualname, start, stop FROM tia_symbols WHERE path=? ORDER BY start", (path,))
+        return [(str(q), int(a), int(b)) for q, a, b in rows]
+
+
 class Index:
     """The TIA index of one repository, stored in ``maestro.db``."""
 
@@ -376,6 +390,8 @@ class Index:
             commits = self._index_history(history)
             head = git(self.root, "rev-parse", "HEAD", check=False).strip()
             self.set_meta("head", head)
+            if parsed or commits:
+                self._bump()
         self._graph = None
         dt = time.perf_counter() - t0
         return {"files": len(files), "parsed": parsed, "errors": errors, "new_commits": commits,
@@ -407,16 +423,55 @@ class Index:
                 self.db.execute("DELETE FROM tia_coverage WHERE nodeid=?", (nid,))
                 self.db.executemany("INSERT INTO tia_coverage VALUES (?,?,?)",
                                     [(nid, p, json.dumps(sorted(ls))) for p, ls in files.items()])
+            self._bump()
         self._graph = None
+
+    def _bump(self) -> None:
+        """A new index generation: the cached graph is stale."""
+        g = int(self.meta("generation") or 0) + 1
+        self.set_meta("generation", str(g))
+        self.db.execute("DELETE FROM tia_graph")
+
+    def _load_cached(self) -> Any:
+        gen = int(self.meta("generation") or 0)
+        row = self.db.execute("SELECT body FROM tia_graph WHERE generation=?", (gen,)).fetchone()
+        if row is None:
+            return None
+        import io
+
+        z = np.load(io.BytesIO(row[0]), allow_pickle=False)
+        labels = bytes(z["labels"]).decode().split("\n")
+        names = bytes(z["kind_names"]).decode().split("\n")
+        kinds = [names[i] for i in z["kinds"].tolist()]
+        g = Hypergraph(len(labels), z["tp"], z["ti"], z["w"], z["hp"], z["hi"])
+        return (g, labels, {x: i for i, x in enumerate(labels)}, kinds, _Symbols(self.db))
+
+    def _store_cached(self, arrays: dict[str, Any], labels: list[str], kinds: list[str]) -> None:
+        import io
+
+        names = sorted(set(kinds))
+        code = {k: i for i, k in enumerate(names)}
+        buf = io.BytesIO()
+        np.savez(buf, labels=np.frombuffer("\n".join(labels).encode(), dtype=np.uint8),
+                 kind_names=np.frombuffer("\n".join(names).encode(), dtype=np.uint8),
+                 kinds=np.array([code[k] for k in kinds], dtype=np.uint8), **arrays)
+        gen = int(self.meta("generation") or 0)
+        with self.db:
+            self.db.execute("DELETE FROM tia_graph")
+            self.db.execute("INSERT INTO tia_graph VALUES (?, ?)", (gen, buf.getvalue()))
 
     def tests(self) -> dict[str, tuple[str, float, str]]:
         return {r[0]: (r[1], r[2], r[3]) for r in self.db.execute("SELECT nodeid, path, duration, outcome FROM tia_tests")}
 
     # --- graph
-    def graph(self) -> tuple[Hypergraph, list[str], dict[str, int], list[str], dict[str, list[tuple[str, int, int]]]]:
+    def graph(self) -> tuple[Hypergraph, list[str], dict[str, int], list[str], Any]:
         """``(hypergraph, node labels, label → id, hyperedge kinds, symbols per file)``."""
         if self._graph is not None:
             return self._graph  # type: ignore[return-value]
+        cached = self._load_cached()
+        if cached is not None:
+            self._graph = cached
+            return cached  # type: ignore[no-any-return]
         w = self.weights
         labels: list[str] = []
         ids: dict[str, int] = {}
@@ -493,7 +548,9 @@ class Index:
         hp[1:] = np.cumsum([len(h) for h in heads])
         ti = np.fromiter((x for t in tails for x in t), dtype=np.int64, count=int(tp[-1]))
         hi = np.fromiter((x for h in heads for x in h), dtype=np.int64, count=int(hp[-1]))
-        g = Hypergraph(len(labels), tp, ti, np.asarray(cost, dtype=np.float64), hp, hi)
+        wa = np.asarray(cost, dtype=np.float64)
+        g = Hypergraph(len(labels), tp, ti, wa, hp, hi)
+        self._store_cached({"tp": tp, "ti": ti, "w": wa, "hp": hp, "hi": hi}, labels, kinds)
         self._graph = (g, labels, ids, kinds, syms)
         return self._graph
 
@@ -514,6 +571,7 @@ class Index:
         out: set[str] = set()
         fallback: list[str] = []
         warnings: list[str] = []
+        old_texts = self._blobs(base, [c.old_path for c in changes if c.old_path and c.old_path.endswith(".py")])
         for c in changes:
             p = c.path
             if not p.endswith(".py"):
@@ -532,7 +590,7 @@ class Index:
                     text = self._read(side)
                 else:
                     ss = syms.get(side, [])
-                    text = git(self.root, "show", f"{base}:{side}", check=False)
+                    text = old_texts.get(side, "")
                 src = text.splitlines()
                 lines = frozenset(ln for ln in lines if not (0 < ln <= len(src)) or _has_code(src[ln - 1]))
                 if f"file:{side}" not in ids:
@@ -545,6 +603,25 @@ class Index:
                 if c.new_path is None or c.old_path != c.new_path:
                     out.add(f"file:{side}")  # deleted or renamed: its importers are affected
         return sorted(out), fallback, warnings
+
+    def _blobs(self, base: str, paths: list[str]) -> dict[str, str]:
+        """The text of ``base:path`` for each path, in one ``git cat-file --batch``."""
+        if not paths:
+            return {}
+        p = subprocess.run(["git", "-C", os.fspath(self.root), "cat-file", "--batch"], capture_output=True,
+                           input="".join(f"{base}:{x}\n" for x in paths).encode(), check=False)
+        out, pos, texts = p.stdout, 0, {}
+        for path in paths:
+            nl = out.find(b"\n", pos)
+            if nl < 0:
+                break
+            head = out[pos:nl].split()
+            pos = nl + 1
+            if len(head) == 3 and head[1] == b"blob":
+                size = int(head[2])
+                texts[path] = out[pos:pos + size].decode("utf-8", "replace")
+                pos += size + 1
+        return texts
 
     def _read(self, path: str) -> str:
         try:
@@ -572,14 +649,16 @@ class Index:
         t0 = time.perf_counter()
         mode = "safe" if safe else "budget"
         tests = self.tests()
-        everything = [TestDecision(n, True, "fallback: run all", None, [], d) for n, (_p, d, _o) in sorted(tests.items())]
-
         def fall(why: str, changed: list[str] | None = None, warn: list[str] | None = None) -> Selection:
+            everything = [TestDecision(n, True, "fallback: run all", None, [], d)
+                          for n, (_p, d, _o) in sorted(tests.items())]
             return Selection(base, everything, changed or [], why, mode, warn or [], time.perf_counter() - t0)
 
-        if is_shallow(self.root):
+        # one git call: shallow?  and does the base resolve to a commit?
+        rp = git(self.root, "rev-parse", "--is-shallow-repository", f"{base}^{{commit}}", "--", check=False).split()
+        if rp[:1] == ["true"]:
             return fall("shallow clone: history and the base commit may be missing (git fetch --unshallow)")
-        if git(self.root, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).strip() == "":
+        if len(rp) < 2 or not all(ch in "0123456789abcdef" for ch in rp[1]) or len(rp[1]) < 40:
             return fall(f"base {base!r} is not a commit in this repository")
         if not tests:
             return fall("no tests recorded yet (run pytest --maestro-collect first)")
