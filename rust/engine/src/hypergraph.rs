@@ -16,10 +16,11 @@
 //! ```
 //!
 //! so `d_k` is exactly the min over paths of at most `k` hyperedges. Each
-//! round stores, per hyperedge, its argmin tail node and, per node, the
-//! hyperedge that improved it; walking those back gives a real path whose
+//! round stores, per improved node, the hyperedge and the tail node it came
+//! through; walking those back gives a real path whose
 //! weights, summed from the source, equal the reported cost bit for bit.
-//! Both half-rounds are data-parallel (rayon) above [`PAR_THRESHOLD`].
+//! Rounds only re-evaluate hyperedges whose tail improved in the previous
+//! round (a frontier), in parallel (rayon) above [`PAR_EDGES`] hyperedges.
 //!
 //! [`select`] is the budgeted selection: a facility-location objective
 //! (each changed node is covered by its best selected test, value
@@ -34,8 +35,8 @@ use rayon::prelude::*;
 
 /// Sentinel for "no hyperedge / no node".
 pub const NONE: u32 = u32::MAX;
-/// Below this many entries, rounds run on one thread.
-pub const PAR_THRESHOLD: usize = 1 << 15;
+/// Below this many hyperedges in a round's frontier, it runs on one thread.
+pub const PAR_EDGES: usize = 1 << 12;
 
 /// Errors of the hypergraph module.
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +146,8 @@ pub struct Hypergraph {
     weights: Vec<f64>,
     /// hyperedge → tail nodes.
     tail: Csr,
-    /// node → hyperedges whose head holds it.
-    head_t: Csr,
+    /// node → hyperedges whose tail holds it.
+    tail_t: Csr,
     /// hyperedge → head nodes (kept for paths and views).
     head: Csr,
 }
@@ -179,12 +180,12 @@ impl Hypergraph {
             Some((p, i)) => Csr::new("head incidence", p, i, m, n_nodes)?,
             None => tail.clone(),
         };
-        let head_t = head.transpose(n_nodes);
+        let tail_t = tail.transpose(n_nodes);
         Ok(Hypergraph {
             n_nodes,
             weights,
             tail,
-            head_t,
+            tail_t,
             head,
         })
     }
@@ -216,63 +217,89 @@ impl Hypergraph {
     }
 
     /// Min cost over paths of at most `k` hyperedges from any of `sources`.
+    ///
+    /// Frontier form of the Jacobi rounds: a hyperedge's entry cost can only
+    /// change when one of its tail nodes improved in the previous round, so
+    /// each round re-evaluates only the hyperedges incident to the nodes the
+    /// previous round improved (all of them in the worst case).
     pub fn khop(&self, sources: &[u32], k: usize) -> Result<KHop> {
         self.check_sources(sources)?;
-        let n = self.n_nodes;
-        let m = self.n_edges();
-        let mut dist = vec![f64::INFINITY; n];
-        for &s in sources {
+        let mut dist = vec![f64::INFINITY; self.n_nodes];
+        let mut active: Vec<u32> = sources.to_vec();
+        active.sort_unstable();
+        active.dedup();
+        for &s in &active {
             dist[s as usize] = 0.0;
         }
-        let mut edge_arg: Vec<Vec<u32>> = Vec::with_capacity(k);
-        let mut node_via: Vec<Vec<u32>> = Vec::with_capacity(k);
-        let par = self.tail.indices.len() + self.head_t.indices.len() >= PAR_THRESHOLD;
-        for _ in 0..k {
-            // Half-round 1: cheapest entry into each hyperedge.
-            let edge_in = |e: usize| -> (f64, u32) {
-                let mut best = (f64::INFINITY, NONE);
-                for &v in self.tail.row(e) {
-                    let d = dist[v as usize];
-                    if d < best.0 {
-                        best = (d, v);
-                    }
-                }
-                (best.0 + self.weights[e], best.1)
-            };
-            let h: Vec<(f64, u32)> = if par {
-                par_map(m, edge_in)
-            } else {
-                (0..m).map(edge_in).collect()
-            };
-            // Half-round 2: each node keeps its old cost or the best hyperedge.
-            let relax = |u: usize| -> (f64, u32) {
-                let mut best = (dist[u], NONE);
-                for &e in self.head_t.row(u) {
-                    let c = h[e as usize].0;
-                    if c < best.0 {
-                        best = (c, e);
-                    }
-                }
-                best
-            };
-            let nd: Vec<(f64, u32)> = if par {
-                par_map(n, relax)
-            } else {
-                (0..n).map(relax).collect()
-            };
-            let changed = nd.iter().any(|x| x.1 != NONE);
-            dist = nd.iter().map(|x| x.0).collect();
-            node_via.push(nd.into_iter().map(|x| x.1).collect());
-            edge_arg.push(h.into_iter().map(|x| x.1).collect());
-            if !changed {
+        let mut stamp = vec![usize::MAX; self.n_edges()];
+        let mut rounds: Vec<Vec<Upd>> = Vec::new();
+        for r in 0..k {
+            if active.is_empty() {
                 break; // a fixpoint: later rounds change nothing
             }
+            let mut edges = Vec::new();
+            for &v in &active {
+                for &e in self.tail_t.row(v as usize) {
+                    if let Some(st) = stamp.get_mut(e as usize) {
+                        if *st != r {
+                            *st = r;
+                            edges.push(e);
+                        }
+                    }
+                }
+            }
+            let d = &dist;
+            let eval = |&e: &u32| -> Vec<Upd> {
+                let mut best = (f64::INFINITY, NONE);
+                for &v in self.tail.row(e as usize) {
+                    let c = d[v as usize];
+                    if c < best.0 {
+                        best = (c, v);
+                    }
+                }
+                let h = best.0 + self.weights[e as usize];
+                self.head
+                    .row(e as usize)
+                    .iter()
+                    .filter(|&&u| h < d[u as usize])
+                    .map(|&u| Upd {
+                        node: u,
+                        edge: e,
+                        pred: best.1,
+                        cost: h,
+                    })
+                    .collect()
+            };
+            let by = |a: &Upd, b: &Upd| {
+                a.node
+                    .cmp(&b.node)
+                    .then(a.cost.total_cmp(&b.cost))
+                    .then(a.edge.cmp(&b.edge))
+            };
+            #[cfg(feature = "rayon")]
+            let mut upd: Vec<Upd> = if edges.len() >= PAR_EDGES {
+                let mut u: Vec<Upd> = edges.par_iter().flat_map_iter(eval).collect();
+                u.par_sort_unstable_by(by);
+                u
+            } else {
+                let mut u: Vec<Upd> = edges.iter().flat_map(eval).collect();
+                u.sort_unstable_by(by);
+                u
+            };
+            #[cfg(not(feature = "rayon"))]
+            let mut upd: Vec<Upd> = {
+                let mut u: Vec<Upd> = edges.iter().flat_map(eval).collect();
+                u.sort_unstable_by(by);
+                u
+            };
+            upd.dedup_by_key(|x| x.node); // keeps the cheapest per node
+            active = upd.iter().map(|x| x.node).collect();
+            for x in &upd {
+                dist[x.node as usize] = x.cost;
+            }
+            rounds.push(upd);
         }
-        Ok(KHop {
-            dist,
-            edge_arg,
-            node_via,
-        })
+        Ok(KHop { dist, rounds })
     }
 
     /// Per-source costs: row `i` is [`Hypergraph::khop`] from `sources[i]`
@@ -291,15 +318,14 @@ impl Hypergraph {
     }
 }
 
-fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
-    #[cfg(feature = "rayon")]
-    {
-        (0..n).into_par_iter().map(f).collect()
-    }
-    #[cfg(not(feature = "rayon"))]
-    {
-        (0..n).map(f).collect()
-    }
+/// One improvement in one round: `node` reached through `edge`, entered
+/// from `pred`, at `cost`.
+#[derive(Debug, Clone, Copy)]
+struct Upd {
+    node: u32,
+    edge: u32,
+    pred: u32,
+    cost: f64,
 }
 
 /// The result of a k-hop run.
@@ -307,8 +333,8 @@ fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
 pub struct KHop {
     /// Cost per node (`inf` when unreachable within k).
     pub dist: Vec<f64>,
-    edge_arg: Vec<Vec<u32>>,
-    node_via: Vec<Vec<u32>>,
+    /// Per round, the improved nodes sorted by node.
+    rounds: Vec<Vec<Upd>>,
 }
 
 /// One step of an explanation path: reach `node` through `edge` (the first
@@ -320,8 +346,9 @@ pub struct Step {
 }
 
 impl KHop {
+    /// Rounds that improved at least one node.
     pub fn rounds(&self) -> usize {
-        self.node_via.len()
+        self.rounds.len()
     }
 
     /// The cheapest path to `node`, source first; `None` when unreachable.
@@ -332,15 +359,15 @@ impl KHop {
         }
         let mut steps = Vec::new();
         let mut u = node;
-        let mut r = self.rounds();
-        while r > 0 {
-            let via = *self.node_via.get(r - 1)?.get(u as usize)?;
-            if via != NONE {
-                let prev = *self.edge_arg.get(r - 1)?.get(via as usize)?;
-                steps.push(Step { edge: via, node: u });
-                u = prev;
+        for round in self.rounds.iter().rev() {
+            if let Ok(i) = round.binary_search_by_key(&u, |x| x.node) {
+                let x = round.get(i)?;
+                steps.push(Step {
+                    edge: x.edge,
+                    node: u,
+                });
+                u = x.pred;
             }
-            r -= 1;
         }
         steps.push(Step {
             edge: NONE,
