@@ -37,6 +37,9 @@ use rayon::prelude::*;
 pub const NONE: u32 = u32::MAX;
 /// Below this many hyperedges in a round's frontier, it runs on one thread.
 pub const PAR_EDGES: usize = 1 << 12;
+/// A round whose frontier holds more than `1 / DENSE_FRACTION` of the
+/// hyperedges runs densely.
+pub const DENSE_FRACTION: usize = 8;
 
 /// Errors of the hypergraph module.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +151,8 @@ pub struct Hypergraph {
     tail: Csr,
     /// node → hyperedges whose tail holds it.
     tail_t: Csr,
+    /// node → hyperedges whose head holds it.
+    head_t: Csr,
     /// hyperedge → head nodes (kept for paths and views).
     head: Csr,
 }
@@ -181,11 +186,13 @@ impl Hypergraph {
             None => tail.clone(),
         };
         let tail_t = tail.transpose(n_nodes);
+        let head_t = head.transpose(n_nodes);
         Ok(Hypergraph {
             n_nodes,
             weights,
             tail,
             tail_t,
+            head_t,
             head,
         })
     }
@@ -223,6 +230,16 @@ impl Hypergraph {
     /// each round re-evaluates only the hyperedges incident to the nodes the
     /// previous round improved (all of them in the worst case).
     pub fn khop(&self, sources: &[u32], k: usize) -> Result<KHop> {
+        self.khop_impl(sources, k, true)
+    }
+
+    /// [`Hypergraph::khop`] without dense rounds (to test both forms).
+    #[doc(hidden)]
+    pub fn khop_frontier_only(&self, sources: &[u32], k: usize) -> Result<KHop> {
+        self.khop_impl(sources, k, false)
+    }
+
+    fn khop_impl(&self, sources: &[u32], k: usize, allow_dense: bool) -> Result<KHop> {
         self.check_sources(sources)?;
         let mut dist = vec![f64::INFINITY; self.n_nodes];
         let mut active: Vec<u32> = sources.to_vec();
@@ -231,25 +248,44 @@ impl Hypergraph {
         for &s in &active {
             dist[s as usize] = 0.0;
         }
-        let mut stamp = vec![usize::MAX; self.n_edges()];
+        let mut stamp: Vec<u32> = Vec::new(); // allocated by the first sparse round
         let mut rounds: Vec<Vec<Upd>> = Vec::new();
         for r in 0..k {
             if active.is_empty() {
                 break; // a fixpoint: later rounds change nothing
             }
-            let mut edges = Vec::new();
+            let d = &dist;
+            let reach: usize = active
+                .iter()
+                .map(|&v| self.tail_t.row(v as usize).len())
+                .sum();
+            if allow_dense && reach * DENSE_FRACTION >= self.n_edges() {
+                // A wide frontier: one dense round (all hyperedges, then a
+                // pull over each node's incoming hyperedges) beats scattering.
+                let upd = self.dense_round(d);
+                active = upd.iter().map(|x| x.node).collect();
+                for x in &upd {
+                    dist[x.node as usize] = x.cost;
+                }
+                rounds.push(upd);
+                continue;
+            }
+            if stamp.is_empty() {
+                stamp = vec![u32::MAX; self.n_edges()];
+            }
+            let tag = r as u32;
+            let mut edges = Vec::with_capacity(reach);
             for &v in &active {
                 for &e in self.tail_t.row(v as usize) {
                     if let Some(st) = stamp.get_mut(e as usize) {
-                        if *st != r {
-                            *st = r;
+                        if *st != tag {
+                            *st = tag;
                             edges.push(e);
                         }
                     }
                 }
             }
-            let d = &dist;
-            let eval = |&e: &u32| -> Vec<Upd> {
+            let eval = |&e: &u32| {
                 let mut best = (f64::INFINITY, NONE);
                 for &v in self.tail.row(e as usize) {
                     let c = d[v as usize];
@@ -261,14 +297,13 @@ impl Hypergraph {
                 self.head
                     .row(e as usize)
                     .iter()
-                    .filter(|&&u| h < d[u as usize])
-                    .map(|&u| Upd {
+                    .filter(move |&&u| h < d[u as usize])
+                    .map(move |&u| Upd {
                         node: u,
                         edge: e,
                         pred: best.1,
                         cost: h,
                     })
-                    .collect()
             };
             let by = |a: &Upd, b: &Upd| {
                 a.node
@@ -302,6 +337,44 @@ impl Hypergraph {
         Ok(KHop { dist, rounds })
     }
 
+    /// One Jacobi round over every hyperedge; improved nodes sorted by node.
+    fn dense_round(&self, d: &[f64]) -> Vec<Upd> {
+        let entry = |e: usize| -> (f64, u32) {
+            let mut best = (f64::INFINITY, NONE);
+            for &v in self.tail.row(e) {
+                let c = d[v as usize];
+                if c < best.0 {
+                    best = (c, v);
+                }
+            }
+            (best.0 + self.weights[e], best.1)
+        };
+        let h: Vec<(f64, u32)> = par_map(self.n_edges(), entry);
+        let pull = |u: usize| -> Option<Upd> {
+            let mut best = (d[u], NONE);
+            for &e in self.head_t.row(u) {
+                let c = h[e as usize].0;
+                if c < best.0 {
+                    best = (c, e);
+                }
+            }
+            (best.1 != NONE).then(|| Upd {
+                node: u as u32,
+                edge: best.1,
+                pred: h[best.1 as usize].1,
+                cost: best.0,
+            })
+        };
+        #[cfg(feature = "rayon")]
+        {
+            (0..self.n_nodes).into_par_iter().filter_map(pull).collect()
+        }
+        #[cfg(not(feature = "rayon"))]
+        {
+            (0..self.n_nodes).filter_map(pull).collect()
+        }
+    }
+
     /// Per-source costs: row `i` is [`Hypergraph::khop`] from `sources[i]`
     /// alone (the matrix the selection needs), sources in parallel.
     pub fn khop_each(&self, sources: &[u32], k: usize) -> Result<Vec<Vec<f64>>> {
@@ -315,6 +388,17 @@ impl Hypergraph {
         {
             sources.iter().map(one).collect()
         }
+    }
+}
+
+fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    #[cfg(feature = "rayon")]
+    {
+        (0..n).into_par_iter().map(f).collect()
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        (0..n).map(f).collect()
     }
 }
 

@@ -58,11 +58,17 @@ fn graph() -> impl Strategy<Value = (usize, Edges, Vec<u32>, usize)> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
     #[test]
     fn khop_matches_brute_force((n, edges, src, k) in graph()) {
         let g = build(n, &edges);
-        let r = g.khop(&src, k).expect("ok");
         let want = reference(n, &edges, &src, k);
+        let f = g.khop_frontier_only(&src, k).expect("ok");
+        prop_assert_eq!(&f.dist, &want);
+        for u in 0..n as u32 {
+            prop_assert_eq!(f.path(u).is_some(), want[u as usize].is_finite());
+        }
+        let r = g.khop(&src, k).expect("ok");
         prop_assert_eq!(&r.dist, &want);
         for u in 0..n as u32 {
             match r.path(u) {
