@@ -155,7 +155,16 @@ def testmon_run(work: Path, home: Path, tm: Path) -> tuple[float, set[str]]:
     return wall, ran
 
 
+def resummarize(path: str) -> None:
+    """Recompute the summary of a saved ``--out`` file."""
+    data = json.loads(Path(path).read_text())
+    print(json.dumps(summarize(data["rows"]), indent=2))
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--summary":
+        resummarize(sys.argv[2])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkout")
     ap.add_argument("--commits", type=int, default=30)
@@ -270,11 +279,21 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                            "wall_testmon_s": round(sum(r["wall_testmon"] for r in rows), 2),
                            "fallbacks": sum(1 for r in rows if r["fallback"]),
                            "real_failing_commits": sum(1 for r in rows if r["failing"])}
+    # a failure the change caused: failing at the commit, not at its parent
+    # (the previous row's full run; every failure of the first row counts)
+    prev: set[str] | None = None
+    caused = []
+    for r in rows:
+        f = set(r["failing"])
+        caused.append(f if prev is None else f - prev)
+        prev = f
+    out["failures_caused_by_a_commit"] = sum(len(c) for c in caused)
     for k in ("safe", "cover_only", "testmon"):
         t = sum(r[k]["time"] for r in rows)
         out[k] = {"tests_run": sum(r[k]["selected"] for r in rows), "tests_all": sum(r["tests"] for r in rows),
                   "time_s": round(t, 3), "time_saved": round(1 - t / tot, 4) if tot else 0.0,
-                  "real_escapes": sum(len(r[k]["escapes"]) for r in rows)}
+                  "missed_failing_tests": sum(len(r[k]["escapes"]) for r in rows),
+                  "escapes_caused_by_the_commit": sum(len(set(r[k]["escapes"]) & c) for r, c in zip(rows, caused))}
     for k in ("mut_safe", "mut_testmon"):
         out[k] = {f: sum(r[k][f] for r in rows) for f in ("mutants", "killed", "escaped", "missed_failing_tests")}
     lat = sorted(r["select_latency"] for r in rows)
