@@ -140,7 +140,8 @@ class _Selector:
             return
         known = {d.nodeid for d in sel.decisions}
         chosen = set(sel.selected)
-        keep, drop = [], []
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
         for it in items:
             (keep if it.nodeid in chosen or it.nodeid not in known else drop).append(it)
         new = [it.nodeid for it in keep if it.nodeid not in known]

@@ -338,7 +338,7 @@ class Index:
         self.root = repo_root(root)
         h = default_home(home) if home is not None or os.environ.get("MAESTRO_HOME") else self.root / ".maestro"
         self.home = Path(h)
-        self._store = open_store(self.home)  # creates maestro.db and the native schema
+        self._store: Any = open_store(self.home)  # creates maestro.db and the native schema
         self.db = sqlite3.connect(self.home / "maestro.db", timeout=30)
         self.db.executescript(SCHEMA)
         self.weights = weights or Weights()
@@ -400,14 +400,13 @@ class Index:
     def _index_history(self, n: int) -> int:
         out = git(self.root, "log", f"-n{n}", "--no-merges", "--name-only", "--format=@@%H %ct", check=False)
         seen = {r[0] for r in self.db.execute("SELECT sha FROM tia_commits")}
-        rows, cur = [], None
+        rows: list[tuple[str, int, list[str]]] = []
         for line in out.splitlines():
             if line.startswith("@@"):
                 sha, _, ts = line[2:].partition(" ")
-                cur = [sha, int(ts or 0), []]
-                rows.append(cur)
-            elif line.strip() and cur is not None:
-                cur[2].append(line.strip())
+                rows.append((sha, int(ts or 0), []))
+            elif line.strip() and rows:
+                rows[-1][2].append(line.strip())
         new = [(s, t, json.dumps(fs)) for s, t, fs in rows if s not in seen]
         self.db.executemany("INSERT OR REPLACE INTO tia_commits VALUES (?,?,?)", new)
         return len(new)
