@@ -124,6 +124,7 @@ impl Hypergraph {
     }
 
     /// `(weight, tail nodes, head nodes)` of hyperedge `e`.
+    #[allow(clippy::type_complexity)]
     fn edge<'py>(
         &self,
         py: Python<'py>,
