@@ -35,9 +35,11 @@ FUNCTIONS = {
     "build_manifest", "compare_manifest", "empty_root", "generate_key", "hash_bytes", "hash_file",
     "hash_files", "leaf_hash", "node_hash", "open_manifest", "open_note", "parse_checkpoint",
     "parse_public_key", "public_key_of", "scan_directory", "sign_entries", "verify_checkpoint",
-    "verify_consistency", "verify_inclusion",
+    "verify_consistency", "verify_inclusion", "select_tests",
 }
-CLASSES = {"MerkleTree", "Store"}
+CLASSES = {"MerkleTree", "Store", "Hypergraph", "KHop"}
+HYPERGRAPH_METHODS = {"edge", "khop", "khop_each", "n_edges", "n_nodes"}
+KHOP_METHODS = {"dist", "path", "rounds"}
 MERKLE_METHODS = {
     "algorithm", "append", "append_leaf_hash", "consistency_proof", "from_leaf_hashes", "from_leaf_rows",
     "from_leaves", "inclusion_proof", "inclusion_proofs", "leaf_hashes", "root", "size",
@@ -56,9 +58,11 @@ def test_every_entry_point_is_covered() -> None:
     assert _public(_native) == FUNCTIONS | CLASSES, "update this test for new native entry points"
     assert _public(_native.MerkleTree) == MERKLE_METHODS
     assert _public(_native.Store) == STORE_METHODS
-    assert set(SPECS) == FUNCTIONS | {"MerkleTree", "Store"} | {f"MerkleTree.{m}" for m in MERKLE_METHODS} | {
-        f"Store.{m}" for m in STORE_METHODS
-    }
+    assert _public(_native.Hypergraph) == HYPERGRAPH_METHODS
+    assert _public(_native.KHop) == KHOP_METHODS
+    assert set(SPECS) == FUNCTIONS | {"MerkleTree", "Store", "Hypergraph"} | {
+        f"MerkleTree.{m}" for m in MERKLE_METHODS} | {f"Store.{m}" for m in STORE_METHODS} | {
+        f"Hypergraph.{m}" for m in HYPERGRAPH_METHODS} | {f"KHop.{m}" for m in KHOP_METHODS}
 
 
 def check(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -105,6 +109,8 @@ class Ctx:
         self.proof = self.tree.inclusion_proof(1)
         self.cproof = self.tree.consistency_proof(2)
         self.d32 = b"\x07" * 32
+        self.hg = _native.Hypergraph(3, np.array([0, 2, 4]), np.array([0, 1, 1, 2]), np.array([1.0, 2.0]))
+        self.kh = self.hg.khop(np.array([0]), 2)
         self.entries = [("a.txt", 5, self.d32), ("b", 0, self.d32)]
         # special files
         self.fifo = tmp / "fifo"
@@ -146,6 +152,14 @@ U64_ARRAY = [
     np.array([-1]), np.array([1.5]), np.array([[1]], dtype=np.uint64), [1, 2], np.array([2**63], dtype=np.uint64),
     np.array([2**64 - 1], dtype=np.uint64), np.array([], dtype=np.uint64), np.arange(10, dtype=np.uint64)[::3],
     np.array(["a"]), None,
+]
+F64_ARRAY = [
+    np.array([1.0]), np.array([np.nan, 1.0]), np.array([-1.0, 0.0]), np.array([np.inf, 1.0]), np.zeros((2, 2)),
+    np.array([], dtype=float), np.array([1, 2], dtype=np.int64), np.arange(6, dtype=float)[::2], None,
+]
+INDEX_ARRAY = U64_ARRAY + [
+    np.array([0, 5, 1], dtype=np.int32), np.array([0, 2**40], dtype=np.int64), np.array([3, 0], dtype=np.int64),
+    np.array([0, 1, 2], dtype=np.uint32), np.arange(10, dtype=np.int64)[::2],
 ]
 ARRAY2 = [
     np.zeros((4, 64), dtype=np.uint8)[:, ::2], np.zeros((8, 32), dtype=np.uint8)[::2],
@@ -242,6 +256,22 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
     "Store.log_size": (lambda c: c.store.log_size, lambda c: [], []),
     "Store.log_verify": (lambda c: c.store.log_verify, lambda c: [], []),
     "Store.path": (lambda c: (lambda: c.store.path), lambda c: [], []),
+    "select_tests": (
+        lambda c: _native.select_tests, lambda c: [np.zeros((2, 3)), np.ones(3), 5.0, 1.0, False],
+        ["cover", "f64array", "u64", "u64", "u64"],
+    ),
+    "Hypergraph": (
+        lambda c: _native.Hypergraph, lambda c: [3, np.array([0, 2, 4]), np.array([0, 1, 1, 2]), np.array([1.0, 2.0])],
+        ["u64", "index", "index", "f64array"],
+    ),
+    "Hypergraph.edge": (lambda c: c.hg.edge, lambda c: [1], ["u64"]),
+    "Hypergraph.khop": (lambda c: c.hg.khop, lambda c: [np.array([0, 2]), 3], ["index", "u64"]),
+    "Hypergraph.khop_each": (lambda c: c.hg.khop_each, lambda c: [np.array([0, 2]), 3], ["index", "u64"]),
+    "Hypergraph.n_nodes": (lambda c: (lambda: c.hg.n_nodes), lambda c: [], []),
+    "Hypergraph.n_edges": (lambda c: (lambda: c.hg.n_edges), lambda c: [], []),
+    "KHop.dist": (lambda c: c.kh.dist, lambda c: [], []),
+    "KHop.path": (lambda c: c.kh.path, lambda c: [2], ["u64"]),
+    "KHop.rounds": (lambda c: (lambda: c.kh.rounds), lambda c: [], []),
     "Store.put_card": (
         lambda c: c.store.put_card,
         lambda c: ["dc-1", "k.k", "s", "2026-01-01T00:00:00Z", "{}", b"{}"],
@@ -253,7 +283,8 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
 def pool(kind: str, c: Ctx) -> list[Any]:
     table: dict[str, list[Any]] = {
         "u64": U64, "digest": DIGEST, "bytes": BYTES, "alg": ALG, "text": TEXT, "proof": PROOF,
-        "u64array": U64_ARRAY, "array2": ARRAY2, "leaves": LEAVES, "entries": ENTRIES, "items": ITEMS,
+        "u64array": U64_ARRAY, "array2": ARRAY2, "f64array": F64_ARRAY, "index": INDEX_ARRAY,
+        "cover": ARRAY2 + [np.zeros((2, 3)), np.full((1, 3), np.nan), np.zeros((2, 2))[:, ::2]], "leaves": LEAVES, "entries": ENTRIES, "items": ITEMS,
     }
     if kind == "path":
         return path_pool(c)
