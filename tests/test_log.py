@@ -145,7 +145,7 @@ def test_checkpoint_format_and_signature(big_log: TransparencyLog, tmp_path: Pat
     assert blob[:4] == note_key_id(kp.name, raw)
     pk.verify(blob[4:], text.encode())  # raises InvalidSignature on failure
     # the verifier key: name+hex(key id)+base64(0x01 || key)
-    vname, vid, vb64 = kp.vkey.split("+")
+    vname, vid, vb64 = kp.vkey.split("+", 2)
     assert (vname, bytes.fromhex(vid), base64.b64decode(vb64)) == (kp.name, blob[:4], b"\x01" + raw)
     # verify through the API with the .pub PEM and the .vkey file
     files = kp.save(tmp_path / "keys")
