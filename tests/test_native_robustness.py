@@ -35,7 +35,7 @@ FUNCTIONS = {
     "build_manifest", "compare_manifest", "empty_root", "generate_key", "hash_bytes", "hash_file",
     "hash_files", "leaf_hash", "node_hash", "open_manifest", "open_note", "parse_checkpoint",
     "parse_public_key", "public_key_of", "scan_directory", "sign_entries", "verify_checkpoint",
-    "verify_consistency", "verify_inclusion",
+    "verify_consistency", "verify_inclusion", "select_tests",
 }
 CLASSES = {"MerkleTree", "Store", "Duel"}
 FUNCTIONS |= {"preference_regrets"}
@@ -43,6 +43,11 @@ FUNCTIONS |= {"rego_load", "rego_from_modules", "rego_parse_decisions", "rego_mu
 CLASSES |= {"RegoEvaluator"}
 FUNCTIONS |= {"shapley_exact", "shapley_interactions", "shapley_sample"}
 CLASSES |= {"SparseGame", "CallableGame"}
+CLASSES |= {"Hypergraph", "KHop"}
+HYPERGRAPH_METHODS = {"edge", "khop", "khop_each", "n_edges", "n_nodes"}
+KHOP_METHODS = {"dist", "path", "rounds"}
+# Classes Python cannot construct (returned by other calls only).
+NO_CONSTRUCTOR = {"KHop"}
 MERKLE_METHODS = {
     "algorithm", "append", "append_leaf_hash", "consistency_proof", "from_leaf_hashes", "from_leaf_rows",
     "from_leaves", "inclusion_proof", "inclusion_proofs", "leaf_hashes", "root", "size",
@@ -63,6 +68,7 @@ CALLABLE_METHODS = {"n_players", "batch_size", "evaluations", "clear_cache", "to
 CLASS_METHODS = {
     "MerkleTree": MERKLE_METHODS, "Store": STORE_METHODS, "Duel": DUEL_METHODS, "RegoEvaluator": REGO_METHODS,
     "SparseGame": SPARSE_METHODS, "CallableGame": CALLABLE_METHODS,
+    "Hypergraph": HYPERGRAPH_METHODS, "KHop": KHOP_METHODS,
 }
 
 
@@ -75,7 +81,7 @@ def test_every_entry_point_is_covered() -> None:
     assert set(CLASS_METHODS) == CLASSES
     for cls, methods in CLASS_METHODS.items():
         assert _public(getattr(_native, cls)) == methods, cls
-    assert set(SPECS) == FUNCTIONS | CLASSES | {f"{c}.{m}" for c, ms in CLASS_METHODS.items() for m in ms}
+    assert set(SPECS) == FUNCTIONS | (CLASSES - NO_CONSTRUCTOR) | {f"{c}.{m}" for c, ms in CLASS_METHODS.items() for m in ms}
 
 
 def check(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -122,6 +128,8 @@ class Ctx:
         self.proof = self.tree.inclusion_proof(1)
         self.cproof = self.tree.consistency_proof(2)
         self.d32 = b"\x07" * 32
+        self.hg = _native.Hypergraph(3, np.array([0, 2, 4]), np.array([0, 1, 1, 2]), np.array([1.0, 2.0]))
+        self.kh = self.hg.khop(np.array([0]), 2)
         self.entries = [("a.txt", 5, self.d32), ("b", 0, self.d32)]
         # special files
         self.fifo = tmp / "fifo"
@@ -196,6 +204,14 @@ U64_ARRAY = [
     np.array([-1]), np.array([1.5]), np.array([[1]], dtype=np.uint64), [1, 2], np.array([2**63], dtype=np.uint64),
     np.array([2**64 - 1], dtype=np.uint64), np.array([], dtype=np.uint64), np.arange(10, dtype=np.uint64)[::3],
     np.array(["a"]), None,
+]
+F64_ARRAY = [
+    np.array([1.0]), np.array([np.nan, 1.0]), np.array([-1.0, 0.0]), np.array([np.inf, 1.0]), np.zeros((2, 2)),
+    np.array([], dtype=float), np.array([1, 2], dtype=np.int64), np.arange(6, dtype=float)[::2], None,
+]
+INDEX_ARRAY = U64_ARRAY + [
+    np.array([0, 5, 1], dtype=np.int32), np.array([0, 2**40], dtype=np.int64), np.array([3, 0], dtype=np.int64),
+    np.array([0, 1, 2], dtype=np.uint32), np.arange(10, dtype=np.int64)[::2],
 ]
 ARRAY2 = [
     np.zeros((4, 64), dtype=np.uint8)[:, ::2], np.zeros((8, 32), dtype=np.uint8)[::2],
@@ -402,6 +418,22 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
     "CallableGame.evaluations": (lambda c: (lambda: c.callable.evaluations), lambda c: [], []),
     "CallableGame.clear_cache": (lambda c: c.callable.clear_cache, lambda c: [], []),
     "CallableGame.to_table": (lambda c: c.callable.to_table, lambda c: [], []),
+    "select_tests": (
+        lambda c: _native.select_tests, lambda c: [np.zeros((2, 3)), np.ones(3), 5.0, 1.0, False],
+        ["cover", "f64array", "u64", "u64", "u64"],
+    ),
+    "Hypergraph": (
+        lambda c: _native.Hypergraph, lambda c: [3, np.array([0, 2, 4]), np.array([0, 1, 1, 2]), np.array([1.0, 2.0])],
+        ["u64", "index", "index", "f64array"],
+    ),
+    "Hypergraph.edge": (lambda c: c.hg.edge, lambda c: [1], ["u64"]),
+    "Hypergraph.khop": (lambda c: c.hg.khop, lambda c: [np.array([0, 2]), 3], ["index", "u64"]),
+    "Hypergraph.khop_each": (lambda c: c.hg.khop_each, lambda c: [np.array([0, 2]), 3], ["index", "u64"]),
+    "Hypergraph.n_nodes": (lambda c: (lambda: c.hg.n_nodes), lambda c: [], []),
+    "Hypergraph.n_edges": (lambda c: (lambda: c.hg.n_edges), lambda c: [], []),
+    "KHop.dist": (lambda c: c.kh.dist, lambda c: [], []),
+    "KHop.path": (lambda c: c.kh.path, lambda c: [2], ["u64"]),
+    "KHop.rounds": (lambda c: (lambda: c.kh.rounds), lambda c: [], []),
     "Store.put_card": (
         lambda c: c.store.put_card,
         lambda c: ["dc-1", "k.k", "s", "2026-01-01T00:00:00Z", "{}", b"{}"],
@@ -417,6 +449,8 @@ def pool(kind: str, c: Ctx) -> list[Any]:
         "f64matrix": F64_MATRIX, "rows": ROWS, "f64": F64, "bool": BOOL, "json": JSON_TEXT + TEXT,
         "rules": RULES, "replace": REPLACE, "callback": CALLBACK, "store": [1, "store", object()],
         "table": F64_TABLE, "masks": U8_MASKS, "game": GAMES, "evaluate": EVALUATORS,
+        "f64array": F64_ARRAY, "index": INDEX_ARRAY,
+        "cover": ARRAY2 + [np.zeros((2, 3)), np.full((1, 3), np.nan), np.zeros((2, 2))[:, ::2]],
     }
     if kind == "path":
         return path_pool(c)

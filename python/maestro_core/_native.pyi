@@ -291,3 +291,48 @@ class CallableGame:
     def evaluations(self) -> int: ...
     def clear_cache(self) -> None: ...
     def to_table(self) -> npt.NDArray[np.float64]: ...
+
+
+@final
+class Hypergraph:
+    """A weighted directed hypergraph over CSR incidences (rows = hyperedges).
+
+    Index arrays are 1-D int32/int64/uint32 numpy arrays (copied once into the
+    engine after validation); ``weights`` is float64, finite and >= 0.
+    """
+
+    def __new__(
+        cls,
+        n_nodes: int,
+        indptr: Any,
+        indices: Any,
+        weights: Any,
+        head_indptr: Any | None = None,
+        head_indices: Any | None = None,
+    ) -> Hypergraph: ...
+    @property
+    def n_nodes(self) -> int: ...
+    @property
+    def n_edges(self) -> int: ...
+    def edge(self, e: int) -> tuple[float, npt.NDArray[np.uint32], npt.NDArray[np.uint32]]: ...
+    def khop(self, sources: Any, k: int) -> KHop: ...
+    def khop_each(self, sources: Any, k: int) -> npt.NDArray[np.float64]: ...
+
+
+@final
+class KHop:
+    """Costs and cheapest paths of one k-hop run."""
+
+    def dist(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def rounds(self) -> int: ...
+    def path(self, node: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]] | None: ...
+
+
+def select_tests(
+    cover: Any,
+    durations: Any,
+    budget: float = ...,
+    threshold: float = ...,
+    safe: bool = False,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64]]: ...

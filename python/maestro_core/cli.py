@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cards, evidence, keys
+from . import __version__, cards, evidence, keys, tia
 from .errors import InputError, MaestroError, VerificationError, exit_code
 from .log import ConsistencyProof, InclusionProof, TransparencyLog, read_checkpoint, verify_checkpoint, write_bytes, write_text
 from .store import default_home, open_store
@@ -512,6 +512,47 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- tia
+def _index(args: argparse.Namespace) -> tia.Index:
+    return tia.Index(args.repo, args.home)
+
+
+def cmd_tia_index(args: argparse.Namespace) -> int:
+    idx = _index(args)
+    rep = idx.index(history=args.history)
+    rate = rep["parsed"] / rep["seconds"] if rep["seconds"] > 0 else 0.0
+    _out(args, f"indexed {rep['files']} Python files ({rep['parsed']} parsed, {rate:.0f} files/s), "
+         f"{rep['new_commits']} new commits, in {idx.home}"
+         + "".join(f"\n  warning: {e}" for e in rep["errors"])
+         + ("\n  warning: shallow clone, co-change history is partial" if rep["shallow"] else ""),
+         {**rep, "home": str(idx.home)})
+    return 0
+
+
+def cmd_tia_select(args: argparse.Namespace) -> int:
+    idx = _index(args)
+    budget = tia.parse_duration(args.budget) if args.budget else float("inf")
+    safe = args.safe or args.budget is None
+    threshold = args.threshold if args.threshold is not None else (tia.SAFE_THRESHOLD if safe else float("inf"))
+    sel = idx.select(args.base, budget=budget, threshold=threshold, k=args.k, safe=safe)
+    card = tia.record_selection(sel, home=idx.home)
+    lines = [sel.summary()] + [f"  warning: {w}" for w in sel.warnings]
+    if not sel.run_all:
+        lines += ["  " + d.explain() for d in sel.decisions if d.selected]
+        cut = [d for d in sel.decisions if not d.selected and d.cost is not None]
+        lines += ["  " + d.explain() for d in cut]
+    lines.append(f"decision card {card.id}")
+    _out(args, "\n".join(lines), {**sel.to_dict(), "card": card.id})
+    return 0
+
+
+def cmd_tia_explain(args: argparse.Namespace) -> int:
+    idx = _index(args)
+    d = tia.explain(idx, args.test, args.base, args.k)
+    _out(args, d.explain(), d.to_dict())
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
@@ -678,6 +719,23 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--top", type=int, default=10, help="contributors shown (default 10)")
     at.add_argument("--subject", help="subject of the Decision Card (default: the table or command)")
     at.add_argument("--no-card", action="store_true", help="do not record a Decision Card")
+    tp = sub.add_parser("tia", help="test impact analysis").add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    ti = add(tp, "index", cmd_tia_index, "index the repository (files, symbols, imports, co-change)")
+    ti.add_argument("--repo", default=".", help="a folder inside the git work tree")
+    ti.add_argument("--history", type=int, default=300, help="commits of co-change history")
+    ts = add(tp, "select", cmd_tia_select, "select the tests the changes against BASE need, with reasons")
+    ts.add_argument("--repo", default=".")
+    ts.add_argument("--base", required=True, help="git ref to diff the work tree against")
+    ts.add_argument("--budget", help="time budget (60, 60s, 2m); without it every test with a path is kept")
+    ts.add_argument("--threshold", type=float, default=None,
+                    help="max path cost (default: 7 in safe mode, i.e. dependency paths only; none with --budget)")
+    ts.add_argument("-k", type=int, default=3, help="max hyperedges on a path")
+    ts.add_argument("--safe", action="store_true", help="every test with a path within k (ignores --budget)")
+    te = add(tp, "explain", cmd_tia_explain, "why a test is (or is not) needed for the changes against BASE")
+    te.add_argument("test")
+    te.add_argument("--repo", default=".")
+    te.add_argument("--base", default="HEAD")
+    te.add_argument("-k", type=int, default=3)
 
     d = add(sub, "demo", cmd_demo, "run the evidence flow end to end on the bundled example")
     d.add_argument("-o", "--output", default="maestro-demo", help="folder for the demo's files")

@@ -6,6 +6,7 @@
 
 pub mod duel;
 pub mod hash;
+pub mod hypergraph;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
@@ -43,4 +44,6 @@ pub enum Error {
     Rego(#[from] rego_mut::RegoError),
     #[error(transparent)]
     Shapley(#[from] shapley::ShapleyError),
+    #[error(transparent)]
+    Hypergraph(#[from] hypergraph::HypergraphError),
 }

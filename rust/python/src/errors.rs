@@ -4,6 +4,7 @@ use std::io::ErrorKind;
 
 use maestro_engine::duel::DuelError as EngDuelError;
 use maestro_engine::hash::HashError;
+use maestro_engine::hypergraph::HypergraphError;
 use maestro_engine::manifest::ManifestError as EngManifestError;
 use maestro_engine::merkle::MerkleError;
 use maestro_engine::note::NoteError;
@@ -144,6 +145,15 @@ pub fn to_py(e: Error) -> PyErr {
                 | ShapleyError::GameShape { .. }
                 | ShapleyError::Game(_) => GameError::new_err(msg),
                 ShapleyError::Threads(_) => InternalError::new_err(msg),
+            }
+        }
+        Error::Hypergraph(e) => {
+            let msg = e.to_string();
+            match e {
+                HypergraphError::BadCsr { .. }
+                | HypergraphError::BadWeight { .. }
+                | HypergraphError::NodeOutOfRange { .. }
+                | HypergraphError::Invalid(_) => InputError::new_err(msg),
             }
         }
     }

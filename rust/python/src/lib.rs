@@ -7,6 +7,7 @@ mod duel;
 mod errors;
 mod evidence;
 mod hash;
+mod hypergraph;
 mod merkle;
 mod rego_mut;
 mod shapley;
@@ -50,5 +51,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shapley::shapley_sample, m)?)?;
     m.add_class::<shapley::SparseGame>()?;
     m.add_class::<shapley::CallableGame>()?;
+    m.add_class::<hypergraph::Hypergraph>()?;
+    m.add_class::<hypergraph::KHop>()?;
+    m.add_function(wrap_pyfunction!(hypergraph::select_tests, m)?)?;
     Ok(())
 }
