@@ -36,6 +36,8 @@ const WINDOW_THRESHOLD: u64 = 1 << 20;
 /// Size of one read window (a power of two, so window boundaries fall on
 /// BLAKE3 subtree boundaries and never break parallelism).
 const WINDOW: u64 = 16 << 20;
+/// One read request of a window (windows are read by several threads).
+const READ_PIECE: usize = 1 << 20;
 /// Inputs at least this large use BLAKE3's rayon tree hashing.
 const RAYON_THRESHOLD: usize = 128 << 10;
 /// Streaming buffer for SHA-256 and small files.
@@ -219,9 +221,7 @@ pub fn hash_file(path: &Path, alg: Algorithm) -> Result<FileDigest, HashError> {
     }
     let size = before.len();
     let (digest, read) = match alg {
-        Algorithm::Blake3 if size >= WINDOW_THRESHOLD => {
-            (blake3_windows(&mut file, size, path)?, size)
-        }
+        Algorithm::Blake3 if size >= WINDOW_THRESHOLD => (blake3_windows(&file, size, path)?, size),
         _ => stream(&mut file, alg, path)?,
     };
     let after = std::fs::metadata(path).map_err(io_err(path))?;
@@ -274,36 +274,84 @@ fn stream(file: &mut File, alg: Algorithm, path: &Path) -> Result<(Digest, u64),
     })
 }
 
-/// BLAKE3 over consecutive windows read into one buffer, each hashed with
-/// rayon. A file that shrinks under us gives a short read, reported as
-/// [`HashError::Changed`]; growth is caught by the caller's metadata check.
-fn blake3_windows(file: &mut File, size: u64, path: &Path) -> Result<Digest, HashError> {
+/// BLAKE3 over consecutive windows read into two alternating buffers: while
+/// rayon hashes one window, the next is read, itself by several threads at
+/// once ([`READ_PIECE`] each). A single reader left the other cores idle
+/// while it copied; memory maps would avoid the copy but kill the process
+/// with SIGBUS when the file is truncated under them. A file that shrinks
+/// under us gives a short read, reported as [`HashError::Changed`]; growth
+/// is caught by the caller's metadata check.
+fn blake3_windows(file: &File, size: u64, path: &Path) -> Result<Digest, HashError> {
     let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; size.min(WINDOW) as usize];
-    let mut off = 0u64;
-    while off < size {
-        let len = (size - off).min(WINDOW) as usize;
-        let mut got = 0;
-        while got < len {
-            match file.read(&mut buf[got..len]) {
-                Ok(0) => {
-                    return Err(HashError::Changed {
-                        path: path.to_path_buf(),
-                        detail: format!(
-                            "size {size} before, only {} bytes readable",
-                            off + got as u64
-                        ),
-                    })
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(path)(e)),
-            }
-        }
-        h.update_rayon(&buf[..len]);
-        off += len as u64;
+    let first = size.min(WINDOW) as usize;
+    let mut cur = vec![0u8; first];
+    let mut next = vec![0u8; if size > WINDOW { first } else { 0 }];
+    read_window(file, &mut cur, 0, size, path)?;
+    let (mut off, mut len) = (0u64, first);
+    while len > 0 {
+        let next_off = off + len as u64;
+        let next_len = (size - next_off).min(WINDOW) as usize;
+        let (hasher, window) = (&mut h, &cur[..len]);
+        let ((), read) = rayon::join(
+            || {
+                hasher.update_rayon(window);
+            },
+            || read_window(file, &mut next[..next_len], next_off, size, path),
+        );
+        read?;
+        std::mem::swap(&mut cur, &mut next);
+        (off, len) = (next_off, next_len);
     }
     Ok(*h.finalize().as_bytes())
+}
+
+/// Fill `buf` with the file's bytes at `off`, [`READ_PIECE`] per task.
+fn read_window(
+    file: &File,
+    buf: &mut [u8],
+    off: u64,
+    size: u64,
+    path: &Path,
+) -> Result<(), HashError> {
+    buf.par_chunks_mut(READ_PIECE)
+        .enumerate()
+        .try_for_each(|(i, piece)| {
+            let at = off + (i * READ_PIECE) as u64;
+            read_exact_at(file, piece, at).map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    HashError::Changed {
+                        path: path.to_path_buf(),
+                        detail: format!(
+                            "size {size} before, fewer than {} bytes readable",
+                            at + piece.len() as u64
+                        ),
+                    }
+                } else {
+                    io_err(path)(e)
+                }
+            })
+        })
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, at) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                at += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Hash many files in parallel across files. Results keep the input order;

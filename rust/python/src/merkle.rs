@@ -6,8 +6,7 @@ use maestro_engine::merkle::{self, MerkleError, Tree};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
-use pyo3::PyTypeInfo;
+use pyo3::types::{PyBytes, PyString};
 
 use crate::errors::{err, guard, run, InputError, InternalError};
 use crate::hash::alg;
@@ -27,46 +26,47 @@ fn bytes_list<'py>(py: Python<'py>, v: &[Digest]) -> Vec<Bound<'py, PyBytes>> {
 
 /// Run `f` on the leaves' bytes, without copying `bytes` objects.
 ///
-/// The items are first gathered into a tuple (the caller's own tuple, or
-/// `tuple(leaves)`: for a list, one C-level copy of its references). The
-/// tuple holds a reference to every item, so each `bytes` buffer stays alive,
-/// and unchanged (bytes are immutable), while `f` runs with the GIL released,
-/// whatever the caller does to its list meanwhile. Items that are not `bytes`
-/// (bytearray, memoryview, ...) may change, so when there are any, every
-/// item is copied instead.
+/// A new reference to every item is kept while `f` runs (with the GIL
+/// released): each `bytes` buffer stays alive, and unchanged (bytes are
+/// immutable), whatever the caller does to its list meanwhile. Items that
+/// are not `bytes` (bytearray, memoryview, ...) may change, so when there
+/// are any, every item is copied instead.
 fn with_leaf_slices<R>(
     leaves: &Bound<'_, PyAny>,
     f: impl FnOnce(&[&[u8]]) -> PyResult<R>,
 ) -> PyResult<R> {
-    let py = leaves.py();
-    let items = match leaves.cast::<PyTuple>() {
-        Ok(t) => t.clone(),
-        Err(_) => {
-            if leaves.try_iter().is_err() {
-                return Err(InputError::new_err(format!(
-                    "leaves: expected an iterable of bytes, got {}",
-                    type_name(leaves)
-                )));
+    let iter = leaves.try_iter().map_err(|_| {
+        InputError::new_err(format!(
+            "leaves: expected an iterable of bytes, got {}",
+            type_name(leaves)
+        ))
+    })?;
+    let n = leaves.len().unwrap_or(0);
+    let mut items: Vec<Bound<'_, PyAny>> = Vec::with_capacity(n);
+    let mut slices: Vec<&[u8]> = Vec::with_capacity(n);
+    let mut all_bytes = true;
+    for item in iter {
+        let item = item?;
+        if all_bytes {
+            match item.cast::<PyBytes>() {
+                // SAFETY: `item` goes into `items`, which holds this new
+                // reference to the bytes object until `f` has returned;
+                // its buffer is `size` bytes long and never changes.
+                Ok(b) => slices.push(unsafe {
+                    let ptr = pyo3::ffi::PyBytes_AsString(b.as_ptr()) as *const u8;
+                    let size = pyo3::ffi::PyBytes_Size(b.as_ptr()) as usize;
+                    std::slice::from_raw_parts(ptr, size)
+                }),
+                Err(_) => all_bytes = false,
             }
-            PyTuple::type_object(py)
-                .call1((leaves,))?
-                .cast_into::<PyTuple>()?
         }
-    };
-    let mut slices: Vec<&[u8]> = Vec::with_capacity(items.len());
-    for item in items.iter_borrowed() {
-        let Ok(b) = item.cast::<PyBytes>() else { break };
-        // SAFETY: `b` is a bytes object borrowed from `items`, which keeps it
-        // alive for the lifetime of `slices`; its buffer is `size` bytes long
-        // and never changes.
-        slices.push(unsafe {
-            let ptr = pyo3::ffi::PyBytes_AsString(b.as_ptr()) as *const u8;
-            let size = pyo3::ffi::PyBytes_Size(b.as_ptr()) as usize;
-            std::slice::from_raw_parts(ptr, size)
-        });
+        items.push(item);
     }
-    if slices.len() == items.len() {
-        return f(&slices);
+    if all_bytes {
+        let r = f(&slices);
+        drop(slices);
+        drop(items);
+        return r;
     }
     drop(slices);
     let mut owned: Vec<Vec<u8>> = Vec::with_capacity(items.len());
@@ -79,7 +79,7 @@ fn with_leaf_slices<R>(
         owned.push(copy.ok_or_else(|| {
             InputError::new_err(format!(
                 "leaves[{i}]: expected bytes, got {}",
-                type_name(&item)
+                type_name(item)
             ))
         })?);
     }
