@@ -141,6 +141,7 @@ def machine() -> dict[str, str]:
         "os.cpu_count()": str(os.cpu_count()),
         "rayon threads": rayon + " (RAYON_NUM_THREADS)" if rayon else f"{affinity} (rayon default: available parallelism)",
         "RAM": mem,
+        "niceness": f"{os.nice(0)} (every implementation runs in this one process, at this priority)",
         "OS": f"{platform.system()} {platform.release()}",
     }
 
@@ -289,9 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"-k given: {opts.results} not written (partial run)")
         return 0
     data = json.loads(opts.json.read_text())
+    nice = os.nice(0)
+    prefix = f"nice -n {nice} " if nice else ""
     command = (
-        "make bench\n# which runs, from the repository root:\n"
-        "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benches/run.py\n"
+        f"{prefix}make bench\n# which runs, from the repository root:\n"
+        f"{prefix}env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benches/run.py\n"
         "# i.e. "
         + shlex.join(["pytest", "benches", *PYTEST_ARGS, "--benchmark-enable", f"--benchmark-json={opts.json.name}"])
     )
