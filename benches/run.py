@@ -112,6 +112,17 @@ def _cmd(args: list[str]) -> str:
         return "unknown"
 
 
+def _autogroup() -> str:
+    """The scheduler autogroup's nice value: with autogroups, a process's own
+    nice only ranks it against its session, and the group's is what counts
+    against other sessions' jobs."""
+    try:
+        text = Path("/proc/self/autogroup").read_text().split()
+        return f"autogroup nice {text[-1]}"
+    except (OSError, IndexError):
+        return "no autogroup"
+
+
 def machine() -> dict[str, str]:
     lscpu = _cmd(["lscpu"])
     field = {
@@ -141,7 +152,8 @@ def machine() -> dict[str, str]:
         "os.cpu_count()": str(os.cpu_count()),
         "rayon threads": rayon + " (RAYON_NUM_THREADS)" if rayon else f"{affinity} (rayon default: available parallelism)",
         "RAM": mem,
-        "niceness": f"{os.nice(0)} (every implementation runs in this one process, at this priority)",
+        "priority": f"nice {os.nice(0)}, {_autogroup()} (every implementation runs in this one process, "
+        "at this priority)",
         "OS": f"{platform.system()} {platform.release()}",
     }
 
@@ -292,8 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     data = json.loads(opts.json.read_text())
     nice = os.nice(0)
     prefix = f"nice -n {nice} " if nice else ""
+    group = _autogroup()
+    setup = (
+        f"echo {group.split()[-1]} > /proc/self/autogroup  # this shell's scheduler group, on a shared host\n"
+        if group.startswith("autogroup") and not group.endswith(" 0")
+        else ""
+    )
     command = (
-        f"{prefix}make bench\n# which runs, from the repository root:\n"
+        f"{setup}{prefix}make bench\n# which runs, from the repository root:\n"
         f"{prefix}env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benches/run.py\n"
         "# i.e. "
         + shlex.join(["pytest", "benches", *PYTEST_ARGS, "--benchmark-enable", f"--benchmark-json={opts.json.name}"])
