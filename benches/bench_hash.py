@@ -67,7 +67,7 @@ def test_file(benchmark, big_file: Path, file_reference: dict[str, bytes], sizes
     benchmark.extra_info.update(
         impl=impl, role=role, goal=goal, workload=f"one {sizes.file_mib} MiB file, {algorithm}", bytes=sizes.file_mib << 20
     )
-    got = benchmark.pedantic(fn, args=(big_file,), rounds=5, warmup_rounds=1)
+    got = benchmark.pedantic(fn, args=(big_file,), rounds=sizes.rounds, warmup_rounds=1)
     assert got == file_reference[algorithm], f"{impl} disagrees with the reference {algorithm} digest"
 
 
@@ -140,7 +140,7 @@ def test_files(
         workload=f"{sizes.files} files x {sizes.file_kib} KiB, {algorithm}",
         bytes=sizes.files * (sizes.file_kib << 10),
     )
-    got = benchmark.pedantic(fn, args=(many_files,), rounds=5, warmup_rounds=1)
+    got = benchmark.pedantic(fn, args=(many_files,), rounds=sizes.rounds, warmup_rounds=1)
     if role == "ours":  # the array, turned into bytes outside the timing
         assert got.shape == (len(many_files), 32)
         got = [bytes(row) for row in got]

@@ -66,7 +66,7 @@ ROOT_IMPLS = {
     "hashlib reference": ("baseline", 10.0, hashlib_merkle.root),
     "pymerkle InmemoryTree": ("peer", 100.0, lambda d: pymerkle_build(d).get_root()),
 }
-ROOT_ROUNDS = {"ours": 10, "hashlib reference": 3, "pymerkle InmemoryTree": 1}
+ROOT_ROUNDS = {"ours": 20, "hashlib reference": 5, "pymerkle InmemoryTree": 1}
 
 
 @pytest.fixture(scope="module")

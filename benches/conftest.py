@@ -47,6 +47,11 @@ class Sizes:
     proofs: int = _env_int("MAESTRO_BENCH_PROOFS", 10_000)
 
     @property
+    def rounds(self) -> int:
+        """Rounds per file benchmark (each side of a comparison gets as many)."""
+        return 10 if self.full else 3
+
+    @property
     def full(self) -> bool:
         """Whether these are the sizes the acceptance goals are stated for."""
         return self == Sizes(1024, 10_000, 100, 1_000_000, 10_000)

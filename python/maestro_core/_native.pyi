@@ -44,6 +44,9 @@ class MerkleTree:
 
         ``bytes`` items are read in place, not copied; if any item is another
         bytes-like object (whose contents could change), every item is copied.
+        The GIL is released during the build, except for a ``list`` (which
+        another thread could change meanwhile): its items are read with the
+        GIL held. Pass a ``tuple`` to let other threads run.
         """
     @staticmethod
     def from_leaf_rows(rows: npt.NDArray[np.uint8], algorithm: str = "sha256") -> MerkleTree:

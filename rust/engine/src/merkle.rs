@@ -503,6 +503,34 @@ unsafe fn assume_init(slots: &mut [MaybeUninit<Digest>]) -> &[Digest] {
     unsafe { std::slice::from_raw_parts(slots.as_ptr().cast(), slots.len()) }
 }
 
+/// An empty level with room for `n` digests. On Linux, a large one is
+/// marked for transparent huge pages before it is first touched: a 1M-leaf
+/// tree is 64 MB, and faulting it in 4 KiB at a time (then unmapping it)
+/// took about a fifth of the build's CPU time.
+fn level_with_capacity(n: usize) -> Vec<Digest> {
+    let mut v: Vec<Digest> = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = v.capacity() * std::mem::size_of::<Digest>();
+        if bytes >= 2 * HUGE {
+            let start = v.as_mut_ptr() as usize;
+            let lo = start.next_multiple_of(HUGE);
+            let hi = (start + bytes) / HUGE * HUGE;
+            if hi > lo {
+                // SAFETY: [lo, hi) lies inside the allocation `v` owns, and
+                // MADV_HUGEPAGE is advice about backing pages: it changes
+                // neither the contents nor the validity of the memory. Its
+                // result is ignored (the kernel may not support it).
+                unsafe {
+                    libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v
+}
+
 /// Build every stored level of a tree: level `l` holds the `n >> l` perfect
 /// subtrees of `2^l` leaves, the top level one entry.
 ///
@@ -515,13 +543,13 @@ where
 {
     let (n, mut level0, fill) = match leaves {
         Leaves::Hashes(v) => (v.len(), v, None),
-        Leaves::Fill(n, f) => (n, Vec::with_capacity(n), Some(f)),
+        Leaves::Fill(n, f) => (n, level_with_capacity(n), Some(f)),
     };
     if n == 0 {
         return vec![Vec::new()];
     }
     let height = (usize::BITS - 1 - n.leading_zeros()) as usize;
-    let mut upper: Vec<Vec<Digest>> = (1..=height).map(|l| Vec::with_capacity(n >> l)).collect();
+    let mut upper: Vec<Vec<Digest>> = (1..=height).map(|l| level_with_capacity(n >> l)).collect();
 
     // Levels 0..=low are built chunk by chunk, each chunk by one task.
     let low = height.min(CHUNK_LOG as usize);
