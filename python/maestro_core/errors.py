@@ -14,6 +14,10 @@ FileError            a file or folder cannot be read  2
 FileChangedError     a file changed while hashing     2
 VerificationError    a check failed (proof, sig ...)  1
 StorageError         the store is unusable            2
+GuardError           invalid guard (builder AST)      2
+GuardSyntaxError     guard text error (line:col)      2
+TraceFormatError     malformed OTLP (JSON path)       2
+EventTimeError       bad timestamp / watermark        2
 InternalError        a bug (a caught Rust panic)      3
 ===================  ===============================  =========
 
@@ -32,6 +36,10 @@ __all__ = [
     "VerificationError",
     "StorageError",
     "InternalError",
+    "GuardError",
+    "GuardSyntaxError",
+    "TraceFormatError",
+    "EventTimeError",
     "exit_code",
 ]
 
@@ -66,6 +74,22 @@ class VerificationError(MaestroError):
 
 class StorageError(MaestroError):
     """The embedded store cannot be opened or is inconsistent."""
+
+
+class GuardError(InputError):
+    """A guard is invalid (for example one built with the builder API)."""
+
+
+class GuardSyntaxError(GuardError):
+    """Guard source does not parse; the message starts ``origin:line:col:`` and shows a caret."""
+
+
+class TraceFormatError(InputError):
+    """A trace file (OTLP/JSON, protobuf or records) is malformed; the message names the JSON path."""
+
+
+class EventTimeError(InputError):
+    """A timestamp is out of range, a clock goes backwards, or a watermark regresses."""
 
 
 class InternalError(MaestroError, RuntimeError):

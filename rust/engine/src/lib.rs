@@ -4,6 +4,7 @@
 //! [`Error`] so that bindings (PyO3, C ABI) map every failure exhaustively.
 //! Caller data never reaches an `unwrap`.
 
+pub mod cep;
 pub mod hash;
 pub mod manifest;
 pub mod merkle;
@@ -31,4 +32,6 @@ pub enum Error {
     Manifest(#[from] manifest::ManifestError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Cep(#[from] cep::CepError),
 }

@@ -2,6 +2,7 @@
 use std::any::Any;
 use std::io::ErrorKind;
 
+use maestro_engine::cep::CepError;
 use maestro_engine::hash::HashError;
 use maestro_engine::manifest::ManifestError as EngManifestError;
 use maestro_engine::merkle::MerkleError;
@@ -19,6 +20,10 @@ pyo3::import_exception!(maestro_core.errors, VerificationError);
 pyo3::import_exception!(maestro_core.errors, StorageError);
 pyo3::import_exception!(maestro_core.errors, NotFoundError);
 pyo3::import_exception!(maestro_core.errors, InternalError);
+pyo3::import_exception!(maestro_core.errors, GuardError);
+pyo3::import_exception!(maestro_core.errors, GuardSyntaxError);
+pyo3::import_exception!(maestro_core.errors, TraceFormatError);
+pyo3::import_exception!(maestro_core.errors, EventTimeError);
 
 fn hash_err(e: HashError) -> PyErr {
     let msg = e.to_string();
@@ -88,6 +93,21 @@ pub fn to_py(e: Error) -> PyErr {
                 StoreError::NotFound { .. } => NotFoundError::new_err(msg),
                 StoreError::Merkle(m) => merkle_err(m),
                 StoreError::Invalid(_) => InputError::new_err(msg),
+            }
+        }
+        Error::Cep(e) => {
+            let msg = e.to_string();
+            match e {
+                CepError::Syntax { .. } => GuardSyntaxError::new_err(msg),
+                CepError::Invalid { .. } => GuardError::new_err(msg),
+                CepError::Otlp { .. } | CepError::UnknownAttributeType { .. } => {
+                    TraceFormatError::new_err(msg)
+                }
+                CepError::TimeOutOfRange { .. }
+                | CepError::NonMonotonic { .. }
+                | CepError::WatermarkRegression { .. } => EventTimeError::new_err(msg),
+                CepError::Finished | CepError::Input(_) => InputError::new_err(msg),
+                CepError::Io { .. } => FileError::new_err(msg),
             }
         }
     }

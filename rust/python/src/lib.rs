@@ -3,6 +3,7 @@
 //! engine error to a `maestro_core.errors` exception (never a panic).
 use pyo3::prelude::*;
 
+mod cep;
 mod errors;
 mod evidence;
 mod hash;
@@ -33,5 +34,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evidence::parse_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(evidence::open_note, m)?)?;
     m.add_class::<store::Store>()?;
+    m.add_class::<cep::CompiledGuard>()?;
+    m.add_class::<cep::EventSet>()?;
+    m.add_class::<cep::GuardMatcher>()?;
+    m.add_function(wrap_pyfunction!(cep::compile_guards, m)?)?;
+    m.add_function(wrap_pyfunction!(cep::compile_guard_ast, m)?)?;
+    m.add_function(wrap_pyfunction!(cep::parse_guards, m)?)?;
+    m.add_function(wrap_pyfunction!(cep::engine_version, m)?)?;
     Ok(())
 }
