@@ -75,6 +75,8 @@ def parse_duration(d: str | int) -> int:
         raise InputError(f"duration: expected '5s' or ns, got {d!r}")
     if isinstance(d, int):
         ns = d
+    elif str(d).strip().isdigit():
+        ns = int(str(d).strip())
     else:
         m = _DUR.match(str(d).strip())
         if not m:
@@ -517,3 +519,147 @@ def guard(name: str, description: str | None = None) -> GuardBuilder:
 def parse_ast(source: str, origin: str = "<guards>") -> list[dict[str, Any]]:
     """The AST of guard source (``let`` expanded), as the builder produces it."""
     return [json.loads(s) for s in _native.parse_guards(source, origin)]
+
+
+# ---------------------------------------------------------------- checking files, bundles
+BUNDLE_FORMAT = "maestro.guard-bundle.v1"
+#: Events kept in a bundle's slice are minimised one by one up to this size.
+MINIMISE_MAX = 400
+
+
+@dataclass
+class FileReport:
+    """Result of checking one trace file."""
+
+    path: str
+    events: int
+    violations: list[Violation]
+    late: list[LateEvent]
+    event_set: Any = field(repr=False, default=None)
+
+
+def check_file(path: str | Path, gs: Sequence[Guard], lateness_ns: int | str | None = 0) -> FileReport:
+    """Check one trace file (OTLP/JSON lines, or protobuf for ``.pb``)."""
+    es = EventSet.read(str(path))
+    m = Matcher(gs, lateness_ns=lateness_ns)
+    m.feed(es)
+    m.finish()
+    return FileReport(str(path), len(es), m.violations(), m.late_events(), es)
+
+
+def _replay_events(g: Guard, records_json: str, lateness_ns: int | None) -> list[Violation]:
+    m = Matcher([g], lateness_ns=lateness_ns)
+    m.feed(EventSet.from_records(records_json, "<bundle>"))
+    m.finish()
+    return m.violations()
+
+
+def _same(v: Violation, w: Violation) -> bool:
+    return (v.guard, str(v.key), v.kind, v.time) == (w.guard, str(w.key), w.kind, w.time)
+
+
+def make_bundle(g: Guard, v: Violation, report: FileReport, minimise: bool = True) -> dict[str, Any]:
+    """A repro bundle (a JSON-able dict) for violation ``v`` of guard ``g``.
+
+    The slice is the key's on-time events from the run's first event to the
+    violation; events whose removal keeps the same violation are dropped
+    (one pass, up to :data:`MINIMISE_MAX` events).
+    """
+    es = report.event_set
+    late = {x.seq for x in report.late}
+    t0 = v.start_time if v.start_time is not None else 0
+    if any(s.get("step") == "not" for p in _ast_of(g)["patterns"] for s in p["steps"][:1]):
+        t0 = 0  # anchored: the run started with the key
+    idx = [i for i in es.select(g.per, str(v.key), t0, v.time) if i not in late]
+    # keep (time, arrival) order: the replay uses no lateness
+    idx.sort(key=lambda i: (es.event(i)[0], i))
+    recs = json.loads(es.records_json(idx))
+
+    def reproduces(rs: list[dict[str, Any]]) -> bool:
+        return any(_same(v, w) for w in _replay_events(g, json.dumps(rs), None))
+
+    if not reproduces(recs):  # pragma: no cover - a bug if it happens
+        raise GuardError(f"internal: slice of {len(recs)} events does not reproduce {v}")
+    if minimise and len(recs) <= MINIMISE_MAX:
+        i = len(recs) - 1
+        while i >= 0:
+            trial = recs[:i] + recs[i + 1 :]
+            if trial and reproduces(trial):
+                recs = trial
+            i -= 1
+    trace_ids = sorted({r["attributes"].get("trace_id") for r in recs if isinstance(r["attributes"].get("trace_id"), str)})
+    return {
+        "format": BUNDLE_FORMAT,
+        "guard": g.name,
+        "guard_source": g.source,
+        "guard_digest": g.digest,
+        "per": g.per,
+        "key": v.key,
+        "violation": {"kind": v.kind, "time": v.time, "start_time": v.start_time, "alternative": v.alternative},
+        "trace_ids": trace_ids,
+        "events": recs,
+        "source_file": report.path,
+        "engine_version": _native.engine_version(),
+        "seed": _native.KEY_HASH_SEED,
+        "lateness_ns": None,
+    }
+
+
+def _ast_of(g: Guard) -> dict[str, Any]:
+    if g.source is None:
+        return {"patterns": []}
+    for a in parse_ast(g.source):
+        if a["name"] == g.name:
+            return a
+    return {"patterns": []}
+
+
+@dataclass
+class ReplayResult:
+    ok: bool
+    reasons: list[str]
+    found: list[Violation]
+
+
+def replay(bundle: Mapping[str, Any] | str | Path) -> ReplayResult:
+    """Re-run a bundle: recompile its source, check the digest, match the
+    slice and look for the same violation (guard, key, kind, time)."""
+    if not isinstance(bundle, Mapping):
+        p = Path(bundle)
+        try:
+            bundle = json.loads(p.read_text(encoding="utf-8"))
+        except OSError as e:
+            from .errors import FileError
+
+            raise FileError(f"{p}: {e.strerror or e}") from None
+        except json.JSONDecodeError as e:
+            raise InputError(f"{p}: not a JSON bundle ({e})") from None
+    if not isinstance(bundle, Mapping) or bundle.get("format") != BUNDLE_FORMAT:
+        raise InputError(f"not a guard bundle (expected format {BUNDLE_FORMAT!r})")
+    for k in ("guard", "guard_source", "guard_digest", "key", "violation", "events"):
+        if k not in bundle:
+            raise InputError(f"bundle: missing field {k!r}")
+    reasons: list[str] = []
+    gs = [g for g in compile(str(bundle["guard_source"]), "<bundle>") if g.name == bundle["guard"]]
+    if not gs:
+        raise InputError(f"bundle: its source does not define guard {bundle['guard']!r}")
+    g = gs[0]
+    ok = True
+    if g.digest != bundle["guard_digest"]:
+        ok = False
+        reasons.append(f"compiled digest differs: bundle {bundle['guard_digest']}, now {g.digest}")
+    else:
+        reasons.append(f"guard {g.name} compiles to the recorded digest {g.digest[:23]}")
+    if bundle.get("engine_version") != _native.engine_version():
+        reasons.append(f"note: bundle made by engine {bundle.get('engine_version')}, replayed by {_native.engine_version()}")
+    if bundle.get("seed") not in (None, _native.KEY_HASH_SEED):
+        reasons.append(f"note: bundle key-hash seed {bundle.get('seed')} differs from {_native.KEY_HASH_SEED}")
+    want = bundle["violation"]
+    found = _replay_events(g, json.dumps(bundle["events"]), bundle.get("lateness_ns"))
+    target = Violation(g.name, bundle["key"], want["kind"], int(want["time"]), None, None, None)
+    if any(_same(target, w) for w in found):
+        reasons.append(f"same verdict: {want['kind']} violation on {g.per}={bundle['key']} at {want['time']} ns")
+    else:
+        ok = False
+        reasons.append(f"verdict differs: expected a {want['kind']} violation at {want['time']} ns, found {len(found)} other(s)")
+    return ReplayResult(ok, reasons, found)

@@ -13,6 +13,14 @@ mod store;
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", maestro_engine::VERSION)?;
+    m.add(
+        "KEY_HASH_SEED",
+        format!(
+            "siphash24:{:016x}{:016x}",
+            maestro_engine::cep::run::KEY_HASH_KEYS.0,
+            maestro_engine::cep::run::KEY_HASH_KEYS.1
+        ),
+    )?;
     m.add_function(wrap_pyfunction!(hash::hash_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(hash::hash_file, m)?)?;
     m.add_function(wrap_pyfunction!(hash::hash_files, m)?)?;

@@ -338,11 +338,14 @@ fn build_em(m: &MatcherAst, names: &mut Interner, attrs: &mut Interner) -> Resul
     })
 }
 
-/// Hash of a key value (SipHash-1-3 with fixed keys: deterministic across
+/// The fixed keys of the key hash (recorded in bundles as the seed).
+pub const KEY_HASH_KEYS: (u64, u64) = (0x6d61_6573_7472_6f00, 0x6365_7000_0000_0001);
+
+/// Hash of a key value (SipHash-2-4 with fixed keys: deterministic across
 /// runs; two distinct keys collide with probability about 2^-64).
 fn key_hash(v: &Value) -> u64 {
     #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new_with_keys(0x6d61_6573_7472_6f00, 0x6365_7000_0000_0001);
+    let mut h = std::hash::SipHasher::new_with_keys(KEY_HASH_KEYS.0, KEY_HASH_KEYS.1);
     match v {
         Value::Str(s) => {
             0u8.hash(&mut h);
