@@ -10,7 +10,7 @@ use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::errors::{err, guard, run, InputError, InternalError};
+use crate::errors::{err, guard, run, InputError, InternalError, TraceFormatError};
 
 /// A compiled guard (immutable).
 #[pyclass(frozen, module = "maestro_core._native")]
@@ -416,6 +416,40 @@ impl GuardMatcher {
         run(py, move || Ok(mm.feed_events(&es.events)?))
     }
 
+    /// Feed rows `(time_ns, name, {attribute: value})` (the SpanProcessor's
+    /// path); values are str, int, float, bool or sequences of those.
+    fn feed_rows(&self, py: Python<'_>, rows: &Bound<'_, PyList>) -> PyResult<()> {
+        let mut evs = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let (t, name, attrs): (i64, String, Bound<'_, PyDict>) =
+                row.extract().map_err(|_| {
+                    InputError::new_err(format!(
+                        "rows[{i}]: expected (time_ns: int, name: str, attributes: dict)"
+                    ))
+                })?;
+            let mut a = Vec::with_capacity(attrs.len());
+            for (k, v) in attrs.iter() {
+                let key: String = k.extract().map_err(|_| {
+                    InputError::new_err(format!("rows[{i}]: attribute names must be str"))
+                })?;
+                let val = py_value(&v).map_err(|what| {
+                    TraceFormatError::new_err(format!(
+                        "rows[{i}].attributes[{key:?}]: unknown attribute value type {what}"
+                    ))
+                })?;
+                a.push((Arc::<str>::from(key.as_str()), val));
+            }
+            evs.push(maestro_engine::cep::Event {
+                time: t,
+                name: Arc::from(name.as_str()),
+                attrs: a,
+            });
+        }
+        let mut m = self.lock()?;
+        let mm: &mut Matcher = &mut m;
+        run(py, move || Ok(mm.feed_events(&evs)?))
+    }
+
     fn advance_watermark(&self, py: Python<'_>, t: i64) -> PyResult<()> {
         let mut m = self.lock()?;
         let mm: &mut Matcher = &mut m;
@@ -489,6 +523,61 @@ impl GuardMatcher {
         )?;
         Ok(d)
     }
+}
+
+fn scalar_json(v: &Bound<'_, PyAny>) -> Result<serde_json::Value, String> {
+    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        return Ok(serde_json::Value::Bool(b.is_true()));
+    }
+    if let Ok(i) = v.extract::<i64>() {
+        if v.is_instance_of::<pyo3::types::PyInt>() {
+            return Ok(serde_json::Value::from(i));
+        }
+    }
+    if let Ok(f) = v.cast::<pyo3::types::PyFloat>() {
+        return Ok(Value::Float(f.value()).to_json());
+    }
+    if let Ok(s) = v.cast::<pyo3::types::PyString>() {
+        return Ok(serde_json::Value::String(s.to_string()));
+    }
+    Err(v
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into()))
+}
+
+fn py_value(v: &Bound<'_, PyAny>) -> Result<Value, String> {
+    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if v.is_instance_of::<pyo3::types::PyInt>() {
+        return v
+            .extract::<i64>()
+            .map(Value::Int)
+            .map_err(|_| "int beyond 64 bits".to_string());
+    }
+    if let Ok(f) = v.cast::<pyo3::types::PyFloat>() {
+        return Ok(Value::Float(f.value()));
+    }
+    if let Ok(s) = v.cast::<pyo3::types::PyString>() {
+        return Ok(Value::Str(Arc::from(s.to_string().as_str())));
+    }
+    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        let mut out = Vec::new();
+        for x in v.try_iter().map_err(|e| e.to_string())? {
+            let x = x.map_err(|e| e.to_string())?;
+            out.push(scalar_json(&x)?);
+        }
+        return Ok(Value::Str(Arc::from(
+            serde_json::Value::Array(out).to_string().as_str(),
+        )));
+    }
+    Err(v
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into()))
 }
 
 /// Engine version recorded in bundles.
