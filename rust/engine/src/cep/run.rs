@@ -141,6 +141,8 @@ struct KeyState {
 }
 
 struct Unit {
+    /// Matchers this alternative reacts to.
+    rel: u64,
     keys: FxHashMap<u64, KeyState>,
     timers: BinaryHeap<Reverse<(i64, u64)>>,
 }
@@ -220,6 +222,10 @@ pub struct Matcher {
     late: Vec<LateEvent>,
     stats: Stats,
     finished: bool,
+    /// Per name id: some guard may react to an event of this name (events
+    /// no guard reacts to are counted for lateness, then dropped).
+    care: Vec<bool>,
+    empty_name: Arc<str>,
 }
 
 fn cmp_num(a: &Value, b: &Lit) -> Option<std::cmp::Ordering> {
@@ -282,7 +288,8 @@ impl EM {
         match self {
             EM::Any | EM::Name(_) => true,
             EM::Or(v) => v.iter().all(EM::name_only),
-            EM::Where(..) => false,
+            // predicates on the event name only are decided per name
+            EM::Where(b, ps) => b.name_only() && ps.iter().all(|p| matches!(p.key, PKey::Name)),
         }
     }
     /// Relaxation: predicates taken as true.
@@ -430,33 +437,32 @@ fn opt(t: i64) -> Option<i64> {
 }
 
 impl Unit {
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
     fn violation(
         out: &mut Vec<Violation>,
         cx_guard: usize,
         alt: usize,
-        key: &KeyLabel,
+        key: (u64, &Option<Arc<str>>),
         kind: ViolationKind,
         time: i64,
         seq: Option<u64>,
         r: &Run,
     ) {
+        let key = match key.1 {
+            Some(s) => KeyLabel::Str(s.clone()),
+            None => KeyLabel::Int(key.0 as i64),
+        };
         out.push(Violation {
             time,
             seq,
             guard: cx_guard,
-            key: key.clone(),
+            key,
             kind,
             alternative: alt,
             start_time: opt(r.start),
             start_seq: (r.start != NONE).then_some(r.start_seq),
         });
-    }
-}
-
-fn label(k: u64, ks: &KeyState) -> KeyLabel {
-    match &ks.label {
-        Some(s) => KeyLabel::Str(s.clone()),
-        None => KeyLabel::Int(k as i64),
     }
 }
 
@@ -472,7 +478,6 @@ fn expire(
     guard: usize,
     alt: usize,
 ) {
-    let lab = label(key, ks);
     let mut i = 0;
     while i < ks.runs.len() {
         let r = ks.runs[i];
@@ -480,7 +485,16 @@ fn expire(
             let d = s.absence.as_ref().map(|a| a.deadline_ns).unwrap_or(0);
             let t = r.entry.saturating_add(d);
             if t < bound {
-                Unit::violation(out, guard, alt, &lab, ViolationKind::Deadline, t, None, &r);
+                Unit::violation(
+                    out,
+                    guard,
+                    alt,
+                    (key, &ks.label),
+                    ViolationKind::Deadline,
+                    t,
+                    None,
+                    &r,
+                );
                 ks.runs.remove(i);
                 continue;
             }
@@ -535,10 +549,12 @@ impl Unit {
         stats: &mut Stats,
     ) {
         let s = cx.seq;
-        let unit_rel = seq_relevant(s);
-        let ks = match self.keys.get_mut(&key) {
-            Some(k) => k,
-            None => {
+        let unit_rel = self.rel;
+        // One hash lookup per step: the entry is kept to insert or evict.
+        #[allow(clippy::incompatible_msrv)]
+        let mut slot = match self.keys.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o,
+            std::collections::hash_map::Entry::Vacant(v) => {
                 if cx.bits & unit_rel == 0 {
                     return;
                 }
@@ -556,12 +572,13 @@ impl Unit {
                         entry: NONE,
                     });
                 }
-                self.keys.entry(key).or_insert(k)
+                v.insert_entry(k)
             }
         };
+        let ks = slot.get_mut();
         let t = cx.t;
         expire(s, ks, key, t, out, cx.guard, cx.alt);
-        let lab = label(key, ks);
+        let lab = ks.label.clone();
         let n = s.n();
         let old: SmallVec<[Run; 2]> = std::mem::take(&mut ks.runs);
         let mut new: SmallVec<[Run; 2]> = SmallVec::new();
@@ -584,7 +601,7 @@ impl Unit {
                     out,
                     cx.guard,
                     cx.alt,
-                    &lab,
+                    (key, &lab),
                     ViolationKind::Match,
                     t,
                     Some(cx.ev_seq),
@@ -664,7 +681,7 @@ impl Unit {
                                 out,
                                 cx.guard,
                                 cx.alt,
-                                &lab,
+                                (key, &lab),
                                 ViolationKind::Match,
                                 t,
                                 Some(cx.ev_seq),
@@ -686,7 +703,7 @@ impl Unit {
         ks.runs = new;
         stats.matched_events += 1;
         if evictable(s, ks) {
-            self.keys.remove(&key);
+            slot.remove();
             stats.evicted_keys += 1;
             return;
         }
@@ -792,7 +809,8 @@ impl Matcher {
             let units = c
                 .seqs
                 .iter()
-                .map(|_| Unit {
+                .map(|s| Unit {
+                    rel: seq_relevant(s),
                     keys: FxHashMap::default(),
                     timers: BinaryHeap::new(),
                 })
@@ -820,6 +838,8 @@ impl Matcher {
             late: Vec::new(),
             stats: Stats::default(),
             finished: false,
+            care: Vec::new(),
+            empty_name: Arc::from(""),
         };
         m.refresh_tables();
         Ok(m)
@@ -830,9 +850,10 @@ impl Matcher {
         for g in &mut self.guards {
             for nid in g.name_bits.len()..n {
                 let (mut b, mut mb) = (0u64, 0u64);
+                let name = self.names.names.get(nid).unwrap_or(&self.empty_name);
                 for (i, m) in g.ms.iter().enumerate() {
                     if g.attr_dep & (1 << i) == 0 {
-                        if m.maybe(nid as u32) {
+                        if m.eval(nid as u32, name, &[]) {
                             b |= 1 << i;
                         }
                     } else if m.maybe(nid as u32) {
@@ -843,6 +864,19 @@ impl Matcher {
                 g.maybe.push(mb);
             }
         }
+        let any_strict = self
+            .guards
+            .iter()
+            .any(|g| g.c.contiguity == Contiguity::Strict);
+        self.care = (0..n)
+            .map(|nid| {
+                any_strict
+                    || self
+                        .guards
+                        .iter()
+                        .any(|g| (g.name_bits[nid] | g.maybe[nid]) & g.relevant != 0)
+            })
+            .collect();
     }
 
     /// The compiled guards, in order.
@@ -899,7 +933,9 @@ impl Matcher {
         if let Some(l) = self.opts.lateness_ns {
             self.wm = self.wm.max(p.time - l);
         }
-        self.buf.push(p);
+        if self.care.get(p.name as usize).copied().unwrap_or(true) {
+            self.buf.push(p);
+        }
         true
     }
 
@@ -1126,10 +1162,12 @@ impl Matcher {
         } else {
             self.buf.partition_point(|p| p.time < bound)
         };
-        let ready: Vec<Pending> = self.buf.drain(..cut).collect();
-        for p in &ready {
+        let mut buf = std::mem::take(&mut self.buf);
+        for p in &buf[..cut] {
             self.process(p);
         }
+        buf.drain(..cut);
+        self.buf = buf;
         for (gi, g) in self.guards.iter_mut().enumerate() {
             for (ai, u) in g.units.iter_mut().enumerate() {
                 let s = &g.c.seqs[ai];
@@ -1147,8 +1185,7 @@ impl Matcher {
             .names
             .names
             .get(p.name as usize)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(""));
+            .unwrap_or(&self.empty_name);
         for (gi, g) in self.guards.iter_mut().enumerate() {
             let nid = p.name as usize;
             let mut bits = g.name_bits.get(nid).copied().unwrap_or(0);
@@ -1156,7 +1193,7 @@ impl Matcher {
             while maybe != 0 {
                 let i = maybe.trailing_zeros();
                 maybe &= maybe - 1;
-                if g.ms[i as usize].eval(p.name, &nm, &p.attrs) {
+                if g.ms[i as usize].eval(p.name, nm, &p.attrs) {
                     bits |= 1 << i;
                 }
             }
