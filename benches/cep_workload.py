@@ -19,12 +19,18 @@ PLAIN = ["GET /orders", "POST /orders", "SELECT orders", "INSERT orders", "UPDAT
 NAMES = GUARD_NAMES + PLAIN
 
 
-def otel_columns(n: int, n_keys: int, seed: int = 1) -> dict[str, Any]:
-    """``n`` events over ``n_keys`` keys (traces), 1 µs apart, with the
-    attribute columns the shipped guards read. 70% plain spans."""
+def otel_columns(n: int, n_keys: int, seed: int = 1, live: int | None = None) -> dict[str, Any]:
+    """``n`` events, 1 µs apart, with the attribute columns the shipped
+    guards read; 70% are plain spans. Keys (traces): uniform over
+    ``n_keys`` when ``live`` is None; else trace-like: about ``live``
+    traces are open at any time, each gets ``n_keys``-independent ~32
+    events, and traces end (``n / 32 + live`` distinct keys in all)."""
     rng = np.random.default_rng(seed)
     times = np.arange(n, dtype=np.int64) * 1_000
-    keys = rng.integers(0, n_keys, size=n, dtype=np.int64)
+    if live is None:
+        keys = rng.integers(0, n_keys, size=n, dtype=np.int64)
+    else:
+        keys = (np.arange(n, dtype=np.int64) * live) // (32 * live) + rng.integers(0, live, size=n, dtype=np.int64)
     plain = rng.random(n) < 0.7
     codes = np.where(plain, rng.integers(len(GUARD_NAMES), len(NAMES), size=n),
                      rng.integers(0, len(GUARD_NAMES), size=n)).astype(np.int64)

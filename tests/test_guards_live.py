@@ -96,3 +96,23 @@ def test_doctests() -> None:
     for mod in (guards, otel_mod):
         r = doctest.testmod(mod)
         assert r.attempted > 0 and r.failed == 0, mod.__name__
+
+
+def test_violation_arrays_match_objects() -> None:
+    [g] = guards.compile("guard g { match a -> no b within 2ns | a -> c }")
+    t = np.arange(12, dtype=np.int64)
+    c = np.array([0, 2, 0, 3, 3, 3, 0, 1, 0, 2, 3, 3], dtype=np.int64)
+    k = np.array([1, 1, 2, 2, 2, 2, 1, 1, 3, 3, 3, 3], dtype=np.int64)
+    vs = []
+    arrs = []
+    for take in ("objects", "arrays"):
+        m = guards.Matcher([g])
+        m.feed_arrays(t, k, c, ["a", "b", "c", "d"])
+        m.finish()
+        if take == "objects":
+            vs = [(0, int(v.kind == "deadline"), v.time, -1 if v.seq is None else v.seq, v.key) for v in m.violations()]
+        else:
+            a = m.violation_arrays()
+            assert a["str_keys"] is None
+            arrs = list(zip(*(a[x].tolist() for x in ("guard", "kind", "time", "seq", "key"))))
+    assert vs == arrs and len(vs) >= 3

@@ -282,6 +282,13 @@ class Matcher:
             out.append(Violation(**d))
         return out
 
+    def violation_arrays(self) -> dict[str, Any]:
+        """Violations since the last call as numpy int64 arrays (no Python
+        object per violation): ``guard`` (index into :attr:`guards`),
+        ``kind`` (0 match, 1 deadline), ``time``, ``seq`` (-1 for deadlines),
+        ``key`` (-1 for string keys, then listed in ``str_keys``)."""
+        return dict(self._inner.drain_arrays())
+
     def late_events(self) -> list[LateEvent]:
         return [LateEvent(**d) for d in self._inner.drain_late()]
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use maestro_engine::cep::compile::{self, Compiled};
 use maestro_engine::cep::run::{Column, KeyLabel, Matcher, MatcherOptions, ViolationKind};
 use maestro_engine::cep::{otlp, EventSet as EngEventSet, Value};
-use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
@@ -489,6 +489,52 @@ impl GuardMatcher {
             out.append(d)?;
         }
         Ok(out)
+    }
+
+    /// Violations found so far as numpy arrays (removed from the matcher):
+    /// `guard` (index), `kind` (0 match, 1 deadline), `time`, `seq` (-1 for
+    /// deadlines), `key` (int keys; string keys give -1 and are listed in
+    /// `str_keys`, aligned).
+    fn drain_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let v = self.lock()?.drain();
+        let n = v.len();
+        let (mut g, mut k, mut t, mut s, mut key) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let mut strs: Vec<Option<String>> = Vec::new();
+        for x in &v {
+            g.push(x.guard as i64);
+            k.push(matches!(x.kind, ViolationKind::Deadline) as i64);
+            t.push(x.time);
+            s.push(x.seq.map(|q| q as i64).unwrap_or(-1));
+            match &x.key {
+                KeyLabel::Int(i) => {
+                    key.push(*i);
+                    if !strs.is_empty() {
+                        strs.push(None);
+                    }
+                }
+                KeyLabel::Str(st) => {
+                    key.push(-1);
+                    if strs.is_empty() {
+                        strs = vec![None; key.len() - 1];
+                    }
+                    strs.push(Some(st.to_string()));
+                }
+            }
+        }
+        let d = PyDict::new(py);
+        d.set_item("guard", g.into_pyarray(py))?;
+        d.set_item("kind", k.into_pyarray(py))?;
+        d.set_item("time", t.into_pyarray(py))?;
+        d.set_item("seq", s.into_pyarray(py))?;
+        d.set_item("key", key.into_pyarray(py))?;
+        d.set_item("str_keys", if strs.is_empty() { None } else { Some(strs) })?;
+        Ok(d)
     }
 
     /// Late events recorded so far (removed from the matcher).

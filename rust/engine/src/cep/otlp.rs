@@ -49,7 +49,6 @@ impl Ctx<'_> {
 }
 
 struct SpanIn {
-    path: String,
     trace_id: String,
     span_id: String,
     parent: String,
@@ -61,6 +60,44 @@ struct SpanIn {
     events: Vec<(i64, String, Vec<(Arc<str>, Value)>)>,
     status_code: i64,
     status_msg: String,
+}
+
+/// Attribute keys and common values, allocated once.
+struct Keys {
+    scope: Arc<str>,
+    trace_id: Arc<str>,
+    span_id: Arc<str>,
+    parent: Arc<str>,
+    span_kind: Arc<str>,
+    status_code: Arc<str>,
+    status_msg: Arc<str>,
+    duration: Arc<str>,
+    event_kind: Arc<str>,
+    span_name: Arc<str>,
+    span: Arc<str>,
+    span_event: Arc<str>,
+    kinds: Vec<Arc<str>>,
+    status: Vec<Arc<str>>,
+}
+
+fn keys() -> &'static Keys {
+    static K: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+    K.get_or_init(|| Keys {
+        scope: Arc::from("scope.name"),
+        trace_id: Arc::from("trace_id"),
+        span_id: Arc::from("span_id"),
+        parent: Arc::from("parent_span_id"),
+        span_kind: Arc::from("span.kind"),
+        status_code: Arc::from("status.code"),
+        status_msg: Arc::from("status.message"),
+        duration: Arc::from("duration_ns"),
+        event_kind: Arc::from("event.kind"),
+        span_name: Arc::from("span.name"),
+        span: Arc::from("span"),
+        span_event: Arc::from("span_event"),
+        kinds: KINDS.iter().map(|x| Arc::from(*x)).collect(),
+        status: STATUS.iter().map(|x| Arc::from(*x)).collect(),
+    })
 }
 
 const KINDS: [&str; 6] = [
@@ -78,92 +115,104 @@ fn emit(
     s: SpanIn,
     resource: &[(Arc<str>, Value)],
     scope: Option<&str>,
+    path: &dyn Fn() -> String,
     out: &mut Vec<Event>,
 ) -> R<()> {
     if s.end != 0 && s.end < s.start {
         return Err(CepError::NonMonotonic {
-            what: format!("{}:{}: {}", cx.origin, cx.line, s.path),
+            what: format!("{}:{}: {}", cx.origin, cx.line, path()),
             detail: format!(
                 "span {:?} ends ({} ns) before it starts ({} ns)",
                 s.name, s.end, s.start
             ),
         });
     }
-    let mut base: Vec<(Arc<str>, Value)> = resource.to_vec();
-    let set = |base: &mut Vec<(Arc<str>, Value)>, k: &str, v: Value| {
-        if let Some(x) = base.iter_mut().find(|(kk, _)| &**kk == k) {
+    let k = keys();
+    let mut base: Vec<(Arc<str>, Value)> = Vec::with_capacity(resource.len() + s.attrs.len() + 10);
+    base.extend_from_slice(resource);
+    fn set(base: &mut Vec<(Arc<str>, Value)>, k: &Arc<str>, v: Value) {
+        if let Some(x) = base.iter_mut().find(|(kk, _)| **kk == **k) {
             x.1 = v;
         } else {
-            base.push((Arc::from(k), v));
+            base.push((k.clone(), v));
         }
-    };
-    for (k, v) in s.attrs {
-        set(&mut base, &k, v);
+    }
+    for (key, v) in s.attrs {
+        set(&mut base, &key, v);
     }
     if let Some(sc) = scope {
-        set(&mut base, "scope.name", Value::Str(Arc::from(sc)));
+        set(&mut base, &k.scope, Value::Str(Arc::from(sc)));
     }
     set(
         &mut base,
-        "trace_id",
+        &k.trace_id,
         Value::Str(Arc::from(s.trace_id.as_str())),
     );
     set(
         &mut base,
-        "span_id",
+        &k.span_id,
         Value::Str(Arc::from(s.span_id.as_str())),
     );
     if !s.parent.is_empty() {
         set(
             &mut base,
-            "parent_span_id",
+            &k.parent,
             Value::Str(Arc::from(s.parent.as_str())),
         );
     }
-    let kind = KINDS
+    let kind = k
+        .kinds
         .get(s.kind as usize)
         .filter(|_| s.kind >= 0)
         .ok_or_else(|| {
             cx.err(
-                &format!("{}.kind", s.path),
+                &format!("{}.kind", path()),
                 format!("unknown span kind {}", s.kind),
             )
         })?;
-    set(&mut base, "span.kind", Value::Str(Arc::from(*kind)));
-    let st = STATUS
+    set(&mut base, &k.span_kind, Value::Str(kind.clone()));
+    let st = k
+        .status
         .get(s.status_code as usize)
         .filter(|_| s.status_code >= 0)
         .ok_or_else(|| {
             cx.err(
-                &format!("{}.status.code", s.path),
+                &format!("{}.status.code", path()),
                 format!("unknown status code {}", s.status_code),
             )
         })?;
-    set(&mut base, "status.code", Value::Str(Arc::from(*st)));
+    set(&mut base, &k.status_code, Value::Str(st.clone()));
     if !s.status_msg.is_empty() {
         set(
             &mut base,
-            "status.message",
+            &k.status_msg,
             Value::Str(Arc::from(s.status_msg.as_str())),
         );
     }
     let dur = if s.end == 0 { 0 } else { s.end - s.start };
-    set(&mut base, "duration_ns", Value::Int(dur));
+    set(&mut base, &k.duration, Value::Int(dur));
     let name: Arc<str> = Arc::from(s.name.as_str());
-    let mut span_attrs = base.clone();
-    set(&mut span_attrs, "event.kind", Value::Str(Arc::from("span")));
+    set(&mut base, &k.event_kind, Value::Str(k.span.clone()));
+    if s.events.is_empty() {
+        out.push(Event {
+            time: s.start,
+            name,
+            attrs: base,
+        });
+        return Ok(());
+    }
     out.push(Event {
         time: s.start,
         name: name.clone(),
-        attrs: span_attrs,
+        attrs: base.clone(),
     });
     for (t, en, ea) in s.events {
         let mut a = base.clone();
-        set(&mut a, "span.name", Value::Str(name.clone()));
-        for (k, v) in ea {
-            set(&mut a, &k, v);
+        set(&mut a, &k.span_name, Value::Str(name.clone()));
+        for (key, v) in ea {
+            set(&mut a, &key, v);
         }
-        set(&mut a, "event.kind", Value::Str(Arc::from("span_event")));
+        set(&mut a, &k.event_kind, Value::Str(k.span_event.clone()));
         out.push(Event {
             time: t,
             name: Arc::from(en.as_str()),
@@ -175,9 +224,63 @@ fn emit(
 
 // ------------------------------------------------------------------ JSON
 
-fn obj<'a>(cx: &Ctx<'_>, v: &'a J, path: &str) -> R<&'a serde_json::Map<String, J>> {
-    v.as_object()
-        .ok_or_else(|| cx.err(path, format!("expected an object, found {}", kind_of(v))))
+/// A JSON path built on the stack and rendered only for error messages.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Root,
+    Key(&'a str),
+    Idx(usize),
+}
+
+#[derive(Clone, Copy)]
+struct P<'a> {
+    parent: Option<&'a P<'a>>,
+    seg: Seg<'a>,
+}
+
+impl<'a> P<'a> {
+    const ROOT: P<'static> = P {
+        parent: None,
+        seg: Seg::Root,
+    };
+    fn k(&'a self, k: &'a str) -> P<'a> {
+        P {
+            parent: Some(self),
+            seg: Seg::Key(k),
+        }
+    }
+    fn i(&'a self, i: usize) -> P<'a> {
+        P {
+            parent: Some(self),
+            seg: Seg::Idx(i),
+        }
+    }
+    fn s(&self) -> String {
+        let mut out = match self.parent {
+            Some(p) => p.s(),
+            None => String::new(),
+        };
+        match self.seg {
+            Seg::Root => out.push('$'),
+            Seg::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Seg::Idx(i) => out.push_str(&format!("[{i}]")),
+        }
+        out
+    }
+}
+
+type Map = serde_json::Map<String, J>;
+
+fn obj<'a>(cx: &Ctx<'_>, v: &'a J, path: &P<'_>) -> R<&'a Map> {
+    v.as_object().ok_or_else(|| {
+        cx.err(
+            &path.s(),
+            format!("expected an object, found {}", kind_of(v)),
+        )
+    })
 }
 
 fn kind_of(v: &J) -> &'static str {
@@ -191,31 +294,35 @@ fn kind_of(v: &J) -> &'static str {
     }
 }
 
-fn arr<'a>(cx: &Ctx<'_>, m: &'a serde_json::Map<String, J>, k: &str, path: &str) -> R<&'a [J]> {
+fn arr<'a>(cx: &Ctx<'_>, m: &'a Map, k: &str, path: &P<'_>) -> R<&'a [J]> {
     match m.get(k) {
         None | Some(J::Null) => Ok(&[]),
         Some(J::Array(a)) => Ok(a),
         Some(v) => Err(cx.err(
-            &format!("{path}.{k}"),
+            &path.k(k).s(),
             format!("expected an array, found {}", kind_of(v)),
         )),
     }
 }
 
-fn string(cx: &Ctx<'_>, m: &serde_json::Map<String, J>, k: &str, path: &str) -> R<String> {
+fn str_ref<'a>(cx: &Ctx<'_>, m: &'a Map, k: &str, path: &P<'_>) -> R<&'a str> {
     match m.get(k) {
-        None | Some(J::Null) => Ok(String::new()),
-        Some(J::String(s)) => Ok(s.clone()),
+        None | Some(J::Null) => Ok(""),
+        Some(J::String(s)) => Ok(s),
         Some(v) => Err(cx.err(
-            &format!("{path}.{k}"),
+            &path.k(k).s(),
             format!("expected a string, found {}", kind_of(v)),
         )),
     }
 }
 
+fn string(cx: &Ctx<'_>, m: &Map, k: &str, path: &P<'_>) -> R<String> {
+    str_ref(cx, m, k, path).map(str::to_string)
+}
+
 /// A 64-bit integer: OTLP/JSON writes them as decimal strings; numbers are
 /// accepted too.
-fn int64(cx: &Ctx<'_>, v: &J, path: &str) -> R<i128> {
+fn int64(cx: &Ctx<'_>, v: &J, path: &P<'_>) -> R<i128> {
     match v {
         J::String(s) => s
             .parse::<i128>()
@@ -223,7 +330,7 @@ fn int64(cx: &Ctx<'_>, v: &J, path: &str) -> R<i128> {
             .filter(|x| *x >= i64::MIN as i128 && *x <= u64::MAX as i128)
             .ok_or_else(|| {
                 cx.err(
-                    path,
+                    &path.s(),
                     format!("expected a 64-bit integer as a decimal string, found {s:?}"),
                 )
             }),
@@ -231,80 +338,67 @@ fn int64(cx: &Ctx<'_>, v: &J, path: &str) -> R<i128> {
             .as_i64()
             .map(|x| x as i128)
             .or_else(|| n.as_u64().map(|x| x as i128))
-            .ok_or_else(|| cx.err(path, format!("expected an integer, found {n}"))),
+            .ok_or_else(|| cx.err(&path.s(), format!("expected an integer, found {n}"))),
         _ => Err(cx.err(
-            path,
+            &path.s(),
             format!("expected a 64-bit integer, found {}", kind_of(v)),
         )),
     }
 }
 
-fn time(
-    cx: &Ctx<'_>,
-    m: &serde_json::Map<String, J>,
-    k: &str,
-    path: &str,
-    required: bool,
-) -> R<i64> {
-    let p = format!("{path}.{k}");
+fn time(cx: &Ctx<'_>, m: &Map, k: &str, path: &P<'_>, required: bool) -> R<i64> {
+    let p = path.k(k);
     match m.get(k) {
         None | Some(J::Null) if !required => Ok(0),
-        None | Some(J::Null) => Err(cx.err(&p, "missing")),
+        None | Some(J::Null) => Err(cx.err(&p.s(), "missing")),
         Some(v) => {
             let t = int64(cx, v, &p)?;
-            check_time(|| format!("{}:{}: {p}", cx.origin, cx.line), t)
+            check_time(|| format!("{}:{}: {}", cx.origin, cx.line, p.s()), t)
         }
     }
 }
 
-fn hex_id(
-    cx: &Ctx<'_>,
-    m: &serde_json::Map<String, J>,
-    k: &str,
-    path: &str,
-    len: usize,
-    required: bool,
-) -> R<String> {
-    let s = string(cx, m, k, path)?;
+fn hex_id(cx: &Ctx<'_>, m: &Map, k: &str, path: &P<'_>, len: usize, required: bool) -> R<String> {
+    let s = str_ref(cx, m, k, path)?;
     if s.is_empty() && !required {
-        return Ok(s);
+        return Ok(String::new());
     }
     if s.len() != len || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(cx.err(
-            &format!("{path}.{k}"),
+            &path.k(k).s(),
             format!("expected {len} hex digits, found {s:?} (OTLP/JSON ids are hex, not base64)"),
         ));
     }
     Ok(s.to_ascii_lowercase())
 }
 
-fn any_value(cx: &Ctx<'_>, v: &J, path: &str) -> R<Option<Value>> {
+fn any_value(cx: &Ctx<'_>, v: &J, path: &P<'_>) -> R<Option<Value>> {
     let m = obj(cx, v, path)?;
     if m.is_empty() {
         return Ok(None);
     }
     if m.len() > 1 {
-        return Err(cx.err(path, "an AnyValue has exactly one field"));
+        return Err(cx.err(&path.s(), "an AnyValue has exactly one field"));
     }
     let Some((k, x)) = m.iter().next() else {
         return Ok(None);
     };
-    let p = format!("{path}.{k}");
+    let p = path.k(k);
     Ok(Some(match k.as_str() {
-        "stringValue" => {
-            Value::Str(Arc::from(x.as_str().ok_or_else(|| {
-                cx.err(&p, format!("expected a string, found {}", kind_of(x)))
-            })?))
+        "stringValue" => Value::Str(Arc::from(x.as_str().ok_or_else(|| {
+            cx.err(&p.s(), format!("expected a string, found {}", kind_of(x)))
+        })?)),
+        "boolValue" => {
+            Value::Bool(x.as_bool().ok_or_else(|| {
+                cx.err(&p.s(), format!("expected a boolean, found {}", kind_of(x)))
+            })?)
         }
-        "boolValue" => Value::Bool(
-            x.as_bool()
-                .ok_or_else(|| cx.err(&p, format!("expected a boolean, found {}", kind_of(x))))?,
-        ),
         "intValue" => {
             let i = int64(cx, x, &p)?;
             Value::Int(
-                i64::try_from(i)
-                    .map_err(|_| cx.err(&p, format!("{i} does not fit a signed 64-bit integer")))?,
+                i64::try_from(i).map_err(|_| {
+                    cx.err(&p.s(), format!("{i} does not fit a signed 64-bit integer"))
+                })?,
             )
         }
         "doubleValue" => Value::Float(match x {
@@ -312,15 +406,15 @@ fn any_value(cx: &Ctx<'_>, v: &J, path: &str) -> R<Option<Value>> {
             J::String(s) if s == "NaN" => f64::NAN,
             J::String(s) if s == "Infinity" => f64::INFINITY,
             J::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
-            _ => return Err(cx.err(&p, format!("expected a number, found {}", kind_of(x)))),
+            _ => return Err(cx.err(&p.s(), format!("expected a number, found {}", kind_of(x)))),
         }),
         "bytesValue" => {
             let s = x
                 .as_str()
-                .ok_or_else(|| cx.err(&p, "expected base64 text"))?;
+                .ok_or_else(|| cx.err(&p.s(), "expected base64 text"))?;
             base64::engine::general_purpose::STANDARD
                 .decode(s)
-                .map_err(|e| cx.err(&p, format!("invalid base64: {e}")))?;
+                .map_err(|e| cx.err(&p.s(), format!("invalid base64: {e}")))?;
             Value::Str(Arc::from(s))
         }
         "arrayValue" | "kvlistValue" => Value::Str(Arc::from(plain(cx, v, path)?.to_string())),
@@ -328,7 +422,7 @@ fn any_value(cx: &Ctx<'_>, v: &J, path: &str) -> R<Option<Value>> {
             return Err(CepError::UnknownAttributeType {
                 origin: cx.origin.to_string(),
                 line: cx.line,
-                path: path.to_string(),
+                path: path.s(),
                 kind: other.to_string(),
             })
         }
@@ -336,29 +430,31 @@ fn any_value(cx: &Ctx<'_>, v: &J, path: &str) -> R<Option<Value>> {
 }
 
 /// An AnyValue as plain JSON (arrays and kvlists kept as text).
-fn plain(cx: &Ctx<'_>, v: &J, path: &str) -> R<J> {
+fn plain(cx: &Ctx<'_>, v: &J, path: &P<'_>) -> R<J> {
     let m = obj(cx, v, path)?;
     if let Some(a) = m.get("arrayValue") {
-        let p = format!("{path}.arrayValue");
+        let p = path.k("arrayValue");
         let am = obj(cx, a, &p)?;
         let vals = arr(cx, am, "values", &p)?;
+        let pv = p.k("values");
         let mut out = Vec::new();
         for (i, x) in vals.iter().enumerate() {
-            out.push(plain(cx, x, &format!("{p}.values[{i}]"))?);
+            out.push(plain(cx, x, &pv.i(i))?);
         }
         return Ok(J::Array(out));
     }
     if let Some(a) = m.get("kvlistValue") {
-        let p = format!("{path}.kvlistValue");
+        let p = path.k("kvlistValue");
         let am = obj(cx, a, &p)?;
         let vals = arr(cx, am, "values", &p)?;
+        let pv = p.k("values");
         let mut out = serde_json::Map::new();
         for (i, kv) in vals.iter().enumerate() {
-            let pp = format!("{p}.values[{i}]");
+            let pp = pv.i(i);
             let km = obj(cx, kv, &pp)?;
             let key = string(cx, km, "key", &pp)?;
             let val = match km.get("value") {
-                Some(x) => plain(cx, x, &format!("{pp}.value"))?,
+                Some(x) => plain(cx, x, &pp.k("value"))?,
                 None => J::Null,
             };
             out.insert(key, val);
@@ -371,40 +467,38 @@ fn plain(cx: &Ctx<'_>, v: &J, path: &str) -> R<J> {
     })
 }
 
-fn attributes(
-    cx: &Ctx<'_>,
-    m: &serde_json::Map<String, J>,
-    path: &str,
-) -> R<Vec<(Arc<str>, Value)>> {
-    let mut out = Vec::new();
-    for (i, kv) in arr(cx, m, "attributes", path)?.iter().enumerate() {
-        let p = format!("{path}.attributes[{i}]");
+fn attributes(cx: &Ctx<'_>, m: &Map, path: &P<'_>) -> R<Vec<(Arc<str>, Value)>> {
+    let list = arr(cx, m, "attributes", path)?;
+    let mut out = Vec::with_capacity(list.len());
+    let pa = path.k("attributes");
+    for (i, kv) in list.iter().enumerate() {
+        let p = pa.i(i);
         let km = obj(cx, kv, &p)?;
         let key = match km.get("key") {
-            Some(J::String(s)) => s.clone(),
-            _ => return Err(cx.err(&format!("{p}.key"), "missing attribute key")),
+            Some(J::String(s)) => s,
+            _ => return Err(cx.err(&p.k("key").s(), "missing attribute key")),
         };
         let Some(v) = km.get("value") else {
             continue;
         };
-        if let Some(v) = any_value(cx, v, &format!("{p}.value"))? {
+        if let Some(v) = any_value(cx, v, &p.k("value"))? {
             out.push((Arc::from(key.as_str()), v));
         }
     }
     Ok(out)
 }
 
-fn enum_int(cx: &Ctx<'_>, m: &serde_json::Map<String, J>, k: &str, path: &str) -> R<i64> {
+fn enum_int(cx: &Ctx<'_>, m: &Map, k: &str, path: &P<'_>) -> R<i64> {
     match m.get(k) {
         None | Some(J::Null) => Ok(0),
         Some(J::Number(n)) => n.as_i64().ok_or_else(|| {
             cx.err(
-                &format!("{path}.{k}"),
+                &path.k(k).s(),
                 format!("expected an integer enum, found {n}"),
             )
         }),
         Some(v) => Err(cx.err(
-            &format!("{path}.{k}"),
+            &path.k(k).s(),
             format!(
                 "expected an integer enum (OTLP/JSON writes enums as integers), found {}",
                 kind_of(v)
@@ -414,60 +508,61 @@ fn enum_int(cx: &Ctx<'_>, m: &serde_json::Map<String, J>, k: &str, path: &str) -
 }
 
 fn traces_json(cx: &Ctx<'_>, doc: &J, out: &mut Vec<Event>) -> R<()> {
-    let root = obj(cx, doc, "$")?;
+    let root_p = P::ROOT;
+    let root = obj(cx, doc, &root_p)?;
     if !root.contains_key("resourceSpans") {
         return Err(cx.err("$", "expected a TracesData object with \"resourceSpans\""));
     }
-    for (ri, rs) in arr(cx, root, "resourceSpans", "$")?.iter().enumerate() {
-        let rp = format!("$.resourceSpans[{ri}]");
+    let prs = root_p.k("resourceSpans");
+    for (ri, rs) in arr(cx, root, "resourceSpans", &root_p)?.iter().enumerate() {
+        let rp = prs.i(ri);
         let rsm = obj(cx, rs, &rp)?;
         let resource = match rsm.get("resource") {
-            Some(r) => attributes(
-                cx,
-                obj(cx, r, &format!("{rp}.resource"))?,
-                &format!("{rp}.resource"),
-            )?,
+            Some(r) => {
+                let pr = rp.k("resource");
+                attributes(cx, obj(cx, r, &pr)?, &pr)?
+            }
             None => Vec::new(),
         };
-        let (sk, scopes) = if rsm.contains_key("scopeSpans") {
-            ("scopeSpans", arr(cx, rsm, "scopeSpans", &rp)?)
+        let sk = if rsm.contains_key("scopeSpans") {
+            "scopeSpans"
         } else {
-            (
-                "instrumentationLibrarySpans",
-                arr(cx, rsm, "instrumentationLibrarySpans", &rp)?,
-            )
+            "instrumentationLibrarySpans"
         };
+        let scopes = arr(cx, rsm, sk, &rp)?;
+        let psk = rp.k(sk);
         for (si, ss) in scopes.iter().enumerate() {
-            let sp = format!("{rp}.{sk}[{si}]");
+            let sp = psk.i(si);
             let ssm = obj(cx, ss, &sp)?;
             let scope = match ssm
                 .get("scope")
                 .or_else(|| ssm.get("instrumentationLibrary"))
             {
-                Some(s) => Some(string(
-                    cx,
-                    obj(cx, s, &format!("{sp}.scope"))?,
-                    "name",
-                    &format!("{sp}.scope"),
-                )?),
+                Some(s) => {
+                    let ps = sp.k("scope");
+                    Some(string(cx, obj(cx, s, &ps)?, "name", &ps)?)
+                }
                 None => None,
             };
+            let pspans = sp.k("spans");
             for (i, span) in arr(cx, ssm, "spans", &sp)?.iter().enumerate() {
-                let p = format!("{sp}.spans[{i}]");
+                let p = pspans.i(i);
                 let m = obj(cx, span, &p)?;
                 let name = match m.get("name") {
                     Some(J::String(s)) => s.clone(),
                     Some(v) => {
                         return Err(cx.err(
-                            &format!("{p}.name"),
+                            &p.k("name").s(),
                             format!("expected a string, found {}", kind_of(v)),
                         ))
                     }
-                    None => return Err(cx.err(&format!("{p}.name"), "missing")),
+                    None => return Err(cx.err(&p.k("name").s(), "missing")),
                 };
-                let mut events = Vec::new();
-                for (ei, e) in arr(cx, m, "events", &p)?.iter().enumerate() {
-                    let ep = format!("{p}.events[{ei}]");
+                let evs = arr(cx, m, "events", &p)?;
+                let mut events = Vec::with_capacity(evs.len());
+                let pe = p.k("events");
+                for (ei, e) in evs.iter().enumerate() {
+                    let ep = pe.i(ei);
                     let em = obj(cx, e, &ep)?;
                     events.push((
                         time(cx, em, "timeUnixNano", &ep, true)?,
@@ -477,7 +572,7 @@ fn traces_json(cx: &Ctx<'_>, doc: &J, out: &mut Vec<Event>) -> R<()> {
                 }
                 let (code, msg) = match m.get("status") {
                     Some(s) => {
-                        let stp = format!("{p}.status");
+                        let stp = p.k("status");
                         let sm = obj(cx, s, &stp)?;
                         (
                             enum_int(cx, sm, "code", &stp)?,
@@ -498,9 +593,8 @@ fn traces_json(cx: &Ctx<'_>, doc: &J, out: &mut Vec<Event>) -> R<()> {
                     status_code: code,
                     status_msg: msg,
                     name,
-                    path: p,
                 };
-                emit(cx, s, &resource, scope.as_deref(), out)?;
+                emit(cx, s, &resource, scope.as_deref(), &|| p.s(), out)?;
             }
         }
     }
@@ -511,11 +605,20 @@ fn traces_json(cx: &Ctx<'_>, doc: &J, out: &mut Vec<Event>) -> R<()> {
 pub fn from_json(origin: &str, text: &str) -> R<EventSet> {
     let mut out = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<J>();
+    // line numbers are counted incrementally (each document once)
+    let (mut counted_to, mut line) = (0usize, 1usize);
     loop {
         let at = stream.byte_offset();
         let next = stream.next();
-        let skip_ws = text[at..].len() - text[at..].trim_start().len();
-        let line = text[..at + skip_ws].matches('\n').count() + 1;
+        let rest = text.get(at..).unwrap_or("");
+        let start = at + (rest.len() - rest.trim_start().len());
+        if start >= counted_to {
+            line += text
+                .get(counted_to..start)
+                .map(|x| x.bytes().filter(|&b| b == b'\n').count())
+                .unwrap_or(0);
+            counted_to = start;
+        }
         match next {
             None => break,
             Some(Ok(doc)) => traces_json(&Ctx { origin, line }, &doc, &mut out)?,
@@ -578,19 +681,20 @@ pub fn from_records(origin: &str, text: &str) -> R<EventSet> {
         .as_array()
         .ok_or_else(|| cx.err("$", "expected an array of event records"))?;
     let mut out = Vec::with_capacity(list.len());
+    let root = P::ROOT;
     for (i, r) in list.iter().enumerate() {
-        let p = format!("$[{i}]");
+        let p = root.i(i);
         let m = obj(&cx, r, &p)?;
         let t = time(&cx, m, "time", &p, true)?;
         let name = match m.get("name") {
             Some(J::String(s)) => s.clone(),
-            _ => return Err(cx.err(&format!("{p}.name"), "expected a string")),
+            _ => return Err(cx.err(&p.k("name").s(), "expected a string")),
         };
         let mut attrs = Vec::new();
         if let Some(a) = m.get("attributes") {
-            let ap = format!("{p}.attributes");
+            let ap = p.k("attributes");
             for (k, v) in obj(&cx, a, &ap)? {
-                let vp = format!("{ap}.{k}");
+                let vp = ap.k(k).s();
                 let val = match v {
                     J::String(s) => Value::Str(Arc::from(s.as_str())),
                     J::Bool(b) => Value::Bool(*b),
@@ -812,12 +916,18 @@ fn pb_attrs(kvs: &[pb::KeyValue]) -> Vec<(Arc<str>, Value)> {
     out
 }
 
-fn pb_id(cx: &Ctx<'_>, b: &[u8], len: usize, path: &str, required: bool) -> R<String> {
+fn pb_id(
+    cx: &Ctx<'_>,
+    b: &[u8],
+    len: usize,
+    path: &dyn Fn() -> String,
+    required: bool,
+) -> R<String> {
     if b.is_empty() && !required {
         return Ok(String::new());
     }
     if b.len() != len {
-        return Err(cx.err(path, format!("expected {len} bytes, found {}", b.len())));
+        return Err(cx.err(&path(), format!("expected {len} bytes, found {}", b.len())));
     }
     Ok(hex::encode(b))
 }
@@ -830,28 +940,29 @@ pub fn from_protobuf(origin: &str, bytes: &[u8]) -> R<EventSet> {
         .map_err(|e| cx.err("TracesData", format!("invalid protobuf: {e}")))?;
     let mut out = Vec::new();
     for (ri, rs) in doc.resource_spans.iter().enumerate() {
-        let rp = format!("resource_spans[{ri}]");
+        let rp = || format!("resource_spans[{ri}]");
         let resource = rs
             .resource
             .as_ref()
             .map(|r| pb_attrs(&r.attributes))
             .unwrap_or_default();
         for (si, ss) in rs.scope_spans.iter().enumerate() {
-            let sp = format!("{rp}.scope_spans[{si}]");
+            let sp = || format!("{}.scope_spans[{si}]", rp());
             let scope = ss
                 .scope
                 .as_ref()
                 .map(|s| s.name.clone())
                 .filter(|s| !s.is_empty());
             for (i, s) in ss.spans.iter().enumerate() {
-                let p = format!("{sp}.spans[{i}]");
-                let t =
-                    |what: &str, v: u64| check_time(|| format!("{origin}: {p}.{what}"), v as i128);
+                let p = || format!("{}.spans[{i}]", sp());
+                let t = |what: &str, v: u64| {
+                    check_time(|| format!("{origin}: {}.{what}", p()), v as i128)
+                };
                 let mut events = Vec::new();
                 for (ei, e) in s.events.iter().enumerate() {
                     events.push((
                         check_time(
-                            || format!("{origin}: {p}.events[{ei}].time_unix_nano"),
+                            || format!("{origin}: {}.events[{ei}].time_unix_nano", p()),
                             e.time_unix_nano as i128,
                         )?,
                         e.name.clone(),
@@ -860,13 +971,13 @@ pub fn from_protobuf(origin: &str, bytes: &[u8]) -> R<EventSet> {
                 }
                 let st = s.status.clone().unwrap_or_default();
                 let sin = SpanIn {
-                    trace_id: pb_id(&cx, &s.trace_id, 16, &format!("{p}.trace_id"), true)?,
-                    span_id: pb_id(&cx, &s.span_id, 8, &format!("{p}.span_id"), true)?,
+                    trace_id: pb_id(&cx, &s.trace_id, 16, &|| format!("{}.trace_id", p()), true)?,
+                    span_id: pb_id(&cx, &s.span_id, 8, &|| format!("{}.span_id", p()), true)?,
                     parent: pb_id(
                         &cx,
                         &s.parent_span_id,
                         8,
-                        &format!("{p}.parent_span_id"),
+                        &|| format!("{}.parent_span_id", p()),
                         false,
                     )?,
                     name: s.name.clone(),
@@ -877,9 +988,8 @@ pub fn from_protobuf(origin: &str, bytes: &[u8]) -> R<EventSet> {
                     events,
                     status_code: st.code as i64,
                     status_msg: st.message,
-                    path: p.clone(),
                 };
-                emit(&cx, sin, &resource, scope.as_deref(), &mut out)?;
+                emit(&cx, sin, &resource, scope.as_deref(), &p, &mut out)?;
             }
         }
     }
