@@ -71,6 +71,10 @@ pub struct SeqIr {
     /// (`i` itself, then on while stages are optional).
     #[serde(skip)]
     pub tail: Vec<Vec<u32>>,
+    /// Runs merge only with an equal start (window + absence, not
+    /// skip-till-any; see `run::push_run`).
+    #[serde(skip)]
+    pub exact_merge: bool,
 }
 
 impl SeqIr {
@@ -292,6 +296,9 @@ pub fn compile(g: &GuardAst) -> Result<Compiled, CepError> {
                 anchored,
                 tail_end: Vec::new(),
                 tail: Vec::new(),
+                exact_merge: s.within_ns.or(g.within_ns).is_some()
+                    && s.absence.is_some()
+                    && g.contiguity != Contiguity::SkipTillAny,
             }
             .finish(),
         );

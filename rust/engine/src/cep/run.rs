@@ -5,7 +5,7 @@
 //!   `t - lateness` after each event (bounded out-of-orderness) and with
 //!   [`Matcher::advance_watermark`]. An event with `t < W` on arrival is
 //!   *late*: it is not matched, but counted and reported
-//!   ([`Matcher::drain_late`]). Buffered events with `t < W` are matched in
+//!   ([`Matcher::drain_late`]). Buffered events with `t <= W` are matched in
 //!   `(time, arrival)` order, so the verdicts do not depend on the order or
 //!   batching of the input, only on which events were late.
 //! * **Runs.** Per guard alternative and key, a run is `(stage, count,
@@ -418,11 +418,19 @@ fn abscap(s: &SeqIr, r: &Run) -> bool {
 }
 
 /// Merge `r` into `runs` (same state, and same entry when waiting on an
-/// absence): the latest start dominates.
+/// absence): the latest start dominates. Not so when the alternative has a
+/// window *and* an absence under strict or skip-till-next: there an
+/// expired run cannot consume, so it keeps waiting on the absence while a
+/// later-starting twin moves on; such runs are merged only with the same
+/// start (`SeqIr::exact_merge`).
 fn push_run(s: &SeqIr, runs: &mut SmallVec<[Run; 2]>, r: Run) {
     let cap = abscap(s, &r);
     for x in runs.iter_mut() {
-        if x.stage == r.stage && x.count == r.count && (!cap || x.entry == r.entry) {
+        if x.stage == r.stage
+            && x.count == r.count
+            && (!cap || x.entry == r.entry)
+            && (!s.exact_merge || x.start == r.start)
+        {
             if (r.start, r.start_seq) > (x.start, x.start_seq) {
                 *x = r;
             }
@@ -934,7 +942,14 @@ impl Matcher {
             self.wm = self.wm.max(p.time - l);
         }
         if self.care.get(p.name as usize).copied().unwrap_or(true) {
-            self.buf.push(p);
+            // No later on-time event can be older than the watermark, so an
+            // event at or below it is matched at once when nothing waits
+            // before it (in-order input never touches the buffer).
+            if self.buf.is_empty() && p.time <= self.wm {
+                self.process(&p);
+            } else {
+                self.buf.push(p);
+            }
         }
         true
     }
@@ -949,6 +964,9 @@ impl Matcher {
         let before = self.names.names.len();
         for (i, e) in events.iter().enumerate() {
             let name = self.names.id(&e.name);
+            if self.names.names.len() > self.care.len() {
+                self.refresh_tables();
+            }
             let attrs = e
                 .attrs
                 .iter()
@@ -1137,7 +1155,7 @@ impl Matcher {
         std::mem::take(&mut self.late)
     }
 
-    /// Match buffered events below the watermark (all at the end).
+    /// Match buffered events at or below the watermark (all at the end).
     fn pump(&mut self, all: bool) {
         let bound = if all { i64::MAX } else { self.wm };
         if self.buf.is_empty()
@@ -1160,7 +1178,7 @@ impl Matcher {
         let cut = if all {
             self.buf.len()
         } else {
-            self.buf.partition_point(|p| p.time < bound)
+            self.buf.partition_point(|p| p.time <= bound)
         };
         let mut buf = std::mem::take(&mut self.buf);
         for p in &buf[..cut] {
