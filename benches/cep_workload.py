@@ -37,13 +37,14 @@ def otel_columns(n: int, n_keys: int, seed: int = 1, live: int | None = None) ->
     kinds = ["internal", "server", "client"]
     status = ["unset", "ok", "error"]
     ops = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+    # mostly healthy traffic: 1% errors, 0.5% 5xx, ~0.1% spans over 2 s, 1% resends
     attrs = {
         "span.kind": (rng.integers(0, 3, size=n, dtype=np.int64), kinds),
-        "status.code": (rng.choice(3, size=n, p=[0.6, 0.35, 0.05]).astype(np.int64), status),
-        "http.response.status_code": rng.choice([200, 201, 404, 500, 503], size=n, p=[0.8, 0.1, 0.06, 0.02, 0.02]).astype(np.int64),
-        "db.operation.name": (np.where(rng.random(n) < 0.2, rng.integers(0, 4, size=n), -1).astype(np.int64), ops),
-        "duration_ns": rng.integers(10_000, 3_000_000_000, size=n, dtype=np.int64),
-        "http.request.resend_count": rng.choice([0, 0, 0, 1], size=n).astype(np.int64),
+        "status.code": (rng.choice(3, size=n, p=[0.6, 0.39, 0.01]).astype(np.int64), status),
+        "http.response.status_code": rng.choice([200, 201, 404, 500, 503], size=n, p=[0.85, 0.1, 0.045, 0.0025, 0.0025]).astype(np.int64),
+        "db.operation.name": (np.where(rng.random(n) < 0.2, rng.choice(4, size=n, p=[0.9, 0.04, 0.04, 0.02]), -1).astype(np.int64), ops),
+        "duration_ns": np.minimum(rng.lognormal(16.1, 1.5, size=n), 6e10).astype(np.int64),
+        "http.request.resend_count": rng.choice([0, 1], size=n, p=[0.99, 0.01]).astype(np.int64),
         "lock.name": (np.where(codes == NAMES.index("lock.acquire"), 0, -1).astype(np.int64), ["orders"]),
     }
     return {"times": times, "keys": keys, "codes": codes, "names": NAMES, "attrs": attrs}

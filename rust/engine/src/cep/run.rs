@@ -113,6 +113,13 @@ pub struct Stats {
     pub watermark: i64,
 }
 
+enum Admit {
+    /// Late, or no guard reacts to it.
+    Skip,
+    Now,
+    Buffer,
+}
+
 #[derive(Debug)]
 struct Pending {
     time: i64,
@@ -228,33 +235,105 @@ pub struct Matcher {
     empty_name: Arc<str>,
 }
 
-fn cmp_num(a: &Value, b: &Lit) -> Option<std::cmp::Ordering> {
+/// A borrowed attribute value.
+#[derive(Clone, Copy)]
+enum VRef<'a> {
+    Str(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl<'a> From<&'a Value> for VRef<'a> {
+    fn from(v: &'a Value) -> Self {
+        match v {
+            Value::Str(s) => VRef::Str(s),
+            Value::Int(i) => VRef::Int(*i),
+            Value::Float(f) => VRef::Float(*f),
+            Value::Bool(b) => VRef::Bool(*b),
+        }
+    }
+}
+
+/// Where an event's attributes live: a list of pairs (buffered events,
+/// OTLP) or a row of numpy columns (matched in place, nothing copied).
+trait Attrs {
+    fn get(&self, id: u32) -> Option<VRef<'_>>;
+    /// Hash and label of a string-keyed partition attribute.
+    fn key(&self, id: u32) -> Option<(u64, Arc<str>)>;
+}
+
+impl Attrs for [(u32, Value)] {
+    #[inline]
+    fn get(&self, id: u32) -> Option<VRef<'_>> {
+        self.iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, v)| VRef::from(v))
+    }
+    fn key(&self, id: u32) -> Option<(u64, Arc<str>)> {
+        self.iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, v)| (key_hash(VRef::from(v)), label_of(v)))
+    }
+}
+
+/// One row of the attribute columns of a batch.
+struct Row<'a> {
+    cols: &'a [(u32, &'a Column<'a>)],
+    row: usize,
+}
+
+impl Attrs for Row<'_> {
+    #[inline]
+    fn get(&self, id: u32) -> Option<VRef<'_>> {
+        let (_, c) = self.cols.iter().find(|(k, _)| *k == id)?;
+        let i = self.row;
+        match c {
+            Column::I64(v) => v.get(i).map(|x| VRef::Int(*x)),
+            Column::F64(v) => v.get(i).filter(|x| !x.is_nan()).map(|x| VRef::Float(*x)),
+            Column::Bool(v) => v.get(i).map(|x| VRef::Bool(*x)),
+            Column::Codes(v, voc) => v
+                .get(i)
+                .filter(|&&x| x >= 0)
+                .and_then(|&x| voc.get(x as usize))
+                .map(|s| VRef::Str(s.as_str())),
+        }
+    }
+    fn key(&self, id: u32) -> Option<(u64, Arc<str>)> {
+        let v = self.get(id)?;
+        let lab: Arc<str> = match v {
+            VRef::Str(s) => Arc::from(s),
+            VRef::Int(i) => Arc::from(i.to_string()),
+            VRef::Float(f) => Arc::from(f.to_string()),
+            VRef::Bool(b) => Arc::from(b.to_string()),
+        };
+        Some((key_hash(v), lab))
+    }
+}
+
+fn cmp_num(a: VRef<'_>, b: &Lit) -> Option<std::cmp::Ordering> {
     match (a, b) {
-        (Value::Int(x), Lit::Int(y)) => Some(x.cmp(y)),
-        (Value::Int(x), Lit::Float(y)) => (*x as f64).partial_cmp(y),
-        (Value::Float(x), Lit::Int(y)) => x.partial_cmp(&(*y as f64)),
-        (Value::Float(x), Lit::Float(y)) => x.partial_cmp(y),
-        (Value::Str(x), Lit::Str(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (VRef::Int(x), Lit::Int(y)) => Some(x.cmp(y)),
+        (VRef::Int(x), Lit::Float(y)) => (x as f64).partial_cmp(y),
+        (VRef::Float(x), Lit::Int(y)) => x.partial_cmp(&(*y as f64)),
+        (VRef::Float(x), Lit::Float(y)) => x.partial_cmp(y),
+        (VRef::Str(x), Lit::Str(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
         _ => None,
     }
 }
 
-fn eq_lit(a: &Value, b: &Lit) -> bool {
+fn eq_lit(a: VRef<'_>, b: &Lit) -> bool {
     match (a, b) {
-        (Value::Bool(x), Lit::Bool(y)) => x == y,
+        (VRef::Bool(x), Lit::Bool(y)) => x == *y,
         _ => cmp_num(a, b) == Some(std::cmp::Ordering::Equal),
     }
 }
 
 impl EPred {
-    fn eval(&self, name: &Arc<str>, attrs: &[(u32, Value)]) -> bool {
-        let holder;
+    fn eval<A: Attrs + ?Sized>(&self, name: &str, attrs: &A) -> bool {
         let v = match self.key {
-            PKey::Name => {
-                holder = Value::Str(name.clone());
-                Some(&holder)
-            }
-            PKey::Attr(id) => attrs.iter().find(|(k, _)| *k == id).map(|(_, v)| v),
+            PKey::Name => Some(VRef::Str(name)),
+            PKey::Attr(id) => attrs.get(id),
         };
         use std::cmp::Ordering::*;
         let r = match v {
@@ -268,7 +347,7 @@ impl EPred {
                 EOp::Gt(l) => cmp_num(v, l) == Some(Greater),
                 EOp::Ge(l) => matches!(cmp_num(v, l), Some(Greater | Equal)),
                 EOp::In(ls) => ls.iter().any(|l| eq_lit(v, l)),
-                EOp::Re(re) => matches!(v, Value::Str(s) if re.is_match(s)),
+                EOp::Re(re) => matches!(v, VRef::Str(s) if re.is_match(s)),
             },
         };
         r != self.negated
@@ -276,7 +355,7 @@ impl EPred {
 }
 
 impl EM {
-    fn eval(&self, nid: u32, name: &Arc<str>, attrs: &[(u32, Value)]) -> bool {
+    fn eval<A: Attrs + ?Sized>(&self, nid: u32, name: &str, attrs: &A) -> bool {
         match self {
             EM::Any => true,
             EM::Name(n) => *n == nid,
@@ -350,23 +429,23 @@ pub const KEY_HASH_KEYS: (u64, u64) = (0x6d61_6573_7472_6f00, 0x6365_7000_0000_0
 
 /// Hash of a key value (SipHash-2-4 with fixed keys: deterministic across
 /// runs; two distinct keys collide with probability about 2^-64).
-fn key_hash(v: &Value) -> u64 {
+fn key_hash(v: VRef<'_>) -> u64 {
     #[allow(deprecated)]
     let mut h = std::hash::SipHasher::new_with_keys(KEY_HASH_KEYS.0, KEY_HASH_KEYS.1);
     match v {
-        Value::Str(s) => {
+        VRef::Str(s) => {
             0u8.hash(&mut h);
             s.hash(&mut h);
         }
-        Value::Int(i) => {
+        VRef::Int(i) => {
             1u8.hash(&mut h);
             i.hash(&mut h);
         }
-        Value::Float(f) => {
+        VRef::Float(f) => {
             2u8.hash(&mut h);
             f.to_bits().hash(&mut h);
         }
-        Value::Bool(b) => {
+        VRef::Bool(b) => {
             3u8.hash(&mut h);
             b.hash(&mut h);
         }
@@ -861,7 +940,7 @@ impl Matcher {
                 let name = self.names.names.get(nid).unwrap_or(&self.empty_name);
                 for (i, m) in g.ms.iter().enumerate() {
                     if g.attr_dep & (1 << i) == 0 {
-                        if m.eval(nid as u32, name, &[]) {
+                        if m.eval(nid as u32, name, &[] as &[(u32, Value)]) {
                             b |= 1 << i;
                         }
                     } else if m.maybe(nid as u32) {
@@ -919,39 +998,48 @@ impl Matcher {
     }
 
     /// Accept one event (already range-checked); returns false when late.
-    fn accept(&mut self, p: Pending) -> bool {
+    /// Lateness check and watermark update for one arriving event.
+    fn admit(&mut self, time: i64, seq: u64, name: u32) -> Admit {
         self.stats.events += 1;
-        if p.time < self.wm {
+        if time < self.wm {
             self.stats.late += 1;
             if self.late.len() < self.opts.max_late_kept {
                 self.late.push(LateEvent {
-                    seq: p.seq,
-                    time: p.time,
+                    seq,
+                    time,
                     watermark: self.wm,
                     name: self
                         .names
                         .names
-                        .get(p.name as usize)
+                        .get(name as usize)
                         .cloned()
                         .unwrap_or_else(|| Arc::from("")),
                 });
             }
-            return false;
+            return Admit::Skip;
         }
         if let Some(l) = self.opts.lateness_ns {
-            self.wm = self.wm.max(p.time - l);
+            self.wm = self.wm.max(time - l);
         }
-        if self.care.get(p.name as usize).copied().unwrap_or(true) {
-            // No later on-time event can be older than the watermark, so an
-            // event at or below it is matched at once when nothing waits
-            // before it (in-order input never touches the buffer).
-            if self.buf.is_empty() && p.time <= self.wm {
-                self.process(&p);
-            } else {
-                self.buf.push(p);
-            }
+        if !self.care.get(name as usize).copied().unwrap_or(true) {
+            return Admit::Skip;
         }
-        true
+        // No later on-time event can be older than the watermark, so an
+        // event at or below it is matched at once when nothing waits
+        // before it (in-order input never touches the buffer).
+        if self.buf.is_empty() && time <= self.wm {
+            Admit::Now
+        } else {
+            Admit::Buffer
+        }
+    }
+
+    fn accept(&mut self, p: Pending) {
+        match self.admit(p.time, p.seq, p.name) {
+            Admit::Skip => {}
+            Admit::Now => self.process(&p),
+            Admit::Buffer => self.buf.push(p),
+        }
     }
 
     /// Feed events (OTLP or records); times are checked first, so a bad
@@ -1070,30 +1158,43 @@ impl Matcher {
             })
             .collect();
         for i in 0..n {
-            let mut attrs = Vec::new();
-            for (j, (id, c)) in used.iter().enumerate() {
-                let v = match c {
-                    Column::I64(v) => Some(Value::Int(v[i])),
-                    Column::F64(v) => (!v[i].is_nan()).then(|| Value::Float(v[i])),
-                    Column::Bool(v) => Some(Value::Bool(v[i])),
-                    Column::Codes(v, _) => (v[i] >= 0)
-                        .then(|| str_cols[j].get(v[i] as usize).cloned())
-                        .flatten()
-                        .map(Value::Str),
-                };
-                if let Some(v) = v {
-                    attrs.push((*id, v));
+            let (t, name, seq) = (times[i], map[codes[i] as usize], self.seq);
+            self.seq += 1;
+            match self.admit(t, seq, name) {
+                Admit::Skip => {}
+                Admit::Now => {
+                    // matched in place from the columns: nothing copied
+                    let row = Row {
+                        cols: &used,
+                        row: i,
+                    };
+                    self.process_at(t, seq, name, Some(keys[i]), &row);
+                }
+                Admit::Buffer => {
+                    let mut attrs = Vec::new();
+                    for (j, (id, c)) in used.iter().enumerate() {
+                        let v = match c {
+                            Column::I64(v) => Some(Value::Int(v[i])),
+                            Column::F64(v) => (!v[i].is_nan()).then(|| Value::Float(v[i])),
+                            Column::Bool(v) => Some(Value::Bool(v[i])),
+                            Column::Codes(v, _) => (v[i] >= 0)
+                                .then(|| str_cols[j].get(v[i] as usize).cloned())
+                                .flatten()
+                                .map(Value::Str),
+                        };
+                        if let Some(v) = v {
+                            attrs.push((*id, v));
+                        }
+                    }
+                    self.buf.push(Pending {
+                        time: t,
+                        seq,
+                        name,
+                        key: Some(keys[i]),
+                        attrs,
+                    });
                 }
             }
-            let p = Pending {
-                time: times[i],
-                seq: self.seq,
-                name: map[codes[i] as usize],
-                key: Some(keys[i]),
-                attrs,
-            };
-            self.seq += 1;
-            self.accept(p);
             if i % CHUNK == CHUNK - 1 {
                 self.pump(false);
             }
@@ -1199,19 +1300,31 @@ impl Matcher {
     }
 
     fn process(&mut self, p: &Pending) {
-        let nm = self
+        self.process_at(p.time, p.seq, p.name, p.key, &*p.attrs);
+    }
+
+    /// Step every guard over one event.
+    fn process_at<A: Attrs + ?Sized>(
+        &mut self,
+        time: i64,
+        seq: u64,
+        name: u32,
+        pkey: Option<i64>,
+        attrs: &A,
+    ) {
+        let nm: &str = self
             .names
             .names
-            .get(p.name as usize)
+            .get(name as usize)
             .unwrap_or(&self.empty_name);
+        let nid = name as usize;
         for (gi, g) in self.guards.iter_mut().enumerate() {
-            let nid = p.name as usize;
             let mut bits = g.name_bits.get(nid).copied().unwrap_or(0);
             let mut maybe = g.maybe.get(nid).copied().unwrap_or(0);
             while maybe != 0 {
                 let i = maybe.trailing_zeros();
                 maybe &= maybe - 1;
-                if g.ms[i as usize].eval(p.name, nm, &p.attrs) {
+                if g.ms[i as usize].eval(name, nm, attrs) {
                     bits |= 1 << i;
                 }
             }
@@ -1219,10 +1332,10 @@ impl Matcher {
             if bits & g.relevant == 0 && !strict {
                 continue;
             }
-            let (key, lab) = match p.key {
+            let (key, lab) = match pkey {
                 Some(k) => (k as u64, None),
-                None => match p.attrs.iter().find(|(k, _)| *k == g.per) {
-                    Some((_, v)) => (key_hash(v), Some(label_of(v))),
+                None => match attrs.key(g.per) {
+                    Some((h, l)) => (h, Some(l)),
                     None => {
                         self.stats.unkeyed += 1;
                         continue;
@@ -1233,8 +1346,8 @@ impl Matcher {
                 let cx = StepCtx {
                     seq: &g.c.seqs[ai],
                     cont: g.c.contiguity,
-                    t: p.time,
-                    ev_seq: p.seq,
+                    t: time,
+                    ev_seq: seq,
                     bits,
                     guard: gi,
                     alt: ai,
