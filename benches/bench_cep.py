@@ -137,9 +137,10 @@ def test_one_guard_pure_python(benchmark: Any) -> None:
 
 # ---------------------------------------------------------------- all guards
 @pytest.mark.benchmark(group="all-guards")
-def test_all_guards_numpy(benchmark: Any) -> None:
+@pytest.mark.parametrize("keys", ["trace-like", "uniform-100k"])
+def test_all_guards_numpy(benchmark: Any, keys: str) -> None:
     gs = guards.shipped()
-    w = W.otel_columns(N, n_keys=100_000)
+    w = W.otel_columns(N, n_keys=100_000, live=1000 if keys == "trace-like" else None)
 
     def run() -> int:
         m = guards.Matcher(gs, lateness_ns=0)
@@ -167,7 +168,7 @@ def test_all_guards_numpy(benchmark: Any) -> None:
         sep |= {(v.guard, v.key, v.kind, v.time) for v in vs}
     assert together == sep
     benchmark.extra_info.update(events=N, guards=len(gs), events_per_s=N / best)
-    _record("all-guards", f"ours numpy, {len(gs)} guards, 7 attribute columns", events=N, seconds=round(best, 3),
+    _record("all-guards", f"ours numpy, {len(gs)} guards, 7 attribute columns, keys {keys}", events=N, seconds=round(best, 3),
             mev_s=round(N / best / 1e6, 2), violations=nv)
 
 

@@ -43,6 +43,8 @@ from .guards import Guard, Matcher, Violation, parse_duration
 __all__ = ["GuardSpanProcessor", "span_rows"]
 
 _STATUS = {0: "unset", 1: "ok", 2: "error"}
+#: Spans converted per GIL hold in the background thread.
+_CHUNK = 16
 
 
 def _resource_attrs(span: ReadableSpan, cache: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -135,13 +137,14 @@ class GuardSpanProcessor(SpanProcessor):
 
     def _drain(self, final: bool = False) -> None:
         with self._lock:
-            batch: list[ReadableSpan] = []
             q = self._queue
-            while q:
-                batch.append(q.popleft())
             try:
-                if batch:
+                # small chunks, yielding the GIL between them, so the
+                # instrumented threads never wait long for it
+                while q:
+                    batch = [q.popleft() for _ in range(min(len(q), _CHUNK))]
                     self._matcher._inner.feed_rows(span_rows(batch, self._cache))
+                    time.sleep(0)
                 if final:
                     self._matcher.finish()
                 else:
