@@ -116,3 +116,29 @@ def test_violation_arrays_match_objects() -> None:
             assert a["str_keys"] is None
             arrs = list(zip(*(a[x].tolist() for x in ("guard", "kind", "time", "seq", "key"))))
     assert vs == arrs and len(vs) >= 3
+
+
+def test_rust_span_conversion_matches_python_mapping() -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    from maestro_core.otel import span_rows
+
+    exp = InMemorySpanExporter()
+    tp = TracerProvider(resource=Resource.create({"service.name": "shop", "n": 3}))
+    tp.add_span_processor(SimpleSpanProcessor(exp))
+    tr = tp.get_tracer("scope-x")
+    with tr.start_as_current_span("root", kind=SpanKind.SERVER, attributes={"f": 1.5, "b": True, "l": [1, 2]}) as s:
+        s.add_event("ev", {"k": "v"})
+        with tr.start_as_current_span("child", kind=SpanKind.CLIENT) as c:
+            c.set_status(Status(StatusCode.ERROR, "boom"))
+    spans = list(exp.get_finished_spans())
+    rows = span_rows(spans)
+    es = guards.EventSet.from_spans(spans)
+    assert len(es) == len(rows) == 3
+    got = sorted((es.event(i)[0], es.event(i)[1], sorted(es.event(i)[2].items())) for i in range(len(es)))
+    want = sorted((t, n, sorted({k: (v if not isinstance(v, tuple) else "[1,2]") for k, v in a.items()}.items())) for t, n, a in rows)
+    assert got == want

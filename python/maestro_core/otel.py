@@ -2,8 +2,9 @@
 
 :class:`GuardSpanProcessor` is a ``SpanProcessor``: ``on_end`` only appends
 the finished span to a queue (a few hundred ns, no conversion on the
-request path); a background thread converts queued spans to events
-(the same mapping as the OTLP readers: one event per span at its start
+request path); a background thread converts queued spans to events in
+Rust, in chunks with the GIL yielded between them (the same mapping as the
+OTLP readers: one event per span at its start
 time, one per span event, the same pseudo-attributes), feeds them to a Rust
 :class:`~maestro_core.guards.Matcher` and advances the watermark with the
 wall clock, so absence deadlines fire even when no span comes.
@@ -44,7 +45,7 @@ __all__ = ["GuardSpanProcessor", "span_rows"]
 
 _STATUS = {0: "unset", 1: "ok", 2: "error"}
 #: Spans converted per GIL hold in the background thread.
-_CHUNK = 16
+_CHUNK = 8
 
 
 def _resource_attrs(span: ReadableSpan, cache: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -58,7 +59,11 @@ def _resource_attrs(span: ReadableSpan, cache: dict[int, dict[str, Any]]) -> dic
 
 
 def span_rows(spans: Sequence[ReadableSpan], cache: dict[int, dict[str, Any]] | None = None) -> list[tuple[int, str, dict[str, Any]]]:
-    """Events ``(time_ns, name, attributes)`` of finished spans."""
+    """Events ``(time_ns, name, attributes)`` of finished spans, in Python.
+
+    The processor converts in Rust (``EventSet.from_spans`` /
+    ``GuardMatcher.feed_spans``); this is the readable reference of the
+    same mapping, used by the tests to check it."""
     cache = {} if cache is None else cache
     rows: list[tuple[int, str, dict[str, Any]]] = []
     for s in spans:
@@ -143,7 +148,7 @@ class GuardSpanProcessor(SpanProcessor):
                 # instrumented threads never wait long for it
                 while q:
                     batch = [q.popleft() for _ in range(min(len(q), _CHUNK))]
-                    self._matcher._inner.feed_rows(span_rows(batch, self._cache))
+                    self._matcher._inner.feed_spans(batch)
                     time.sleep(0)
                 if final:
                     self._matcher.finish()

@@ -135,6 +135,17 @@ impl EventSet {
             inner: Arc::new(es),
         })
     }
+    /// From finished OpenTelemetry SDK spans (`ReadableSpan`s).
+    #[staticmethod]
+    fn from_spans(py: Python<'_>, spans: &Bound<'_, PyList>) -> PyResult<Self> {
+        let events = spans_to_events(py, spans)?;
+        Ok(EventSet {
+            inner: Arc::new(EngEventSet {
+                events,
+                origin: "<spans>".into(),
+            }),
+        })
+    }
     #[getter]
     fn origin(&self) -> &str {
         &self.inner.origin
@@ -450,6 +461,15 @@ impl GuardMatcher {
         run(py, move || Ok(mm.feed_events(&evs)?))
     }
 
+    /// Feed finished OpenTelemetry SDK spans (`ReadableSpan`s), converted
+    /// here with the same mapping as the OTLP readers.
+    fn feed_spans(&self, py: Python<'_>, spans: &Bound<'_, PyList>) -> PyResult<()> {
+        let evs = spans_to_events(py, spans)?;
+        let mut m = self.lock()?;
+        let mm: &mut Matcher = &mut m;
+        run(py, move || Ok(mm.feed_events(&evs)?))
+    }
+
     fn advance_watermark(&self, py: Python<'_>, t: i64) -> PyResult<()> {
         let mut m = self.lock()?;
         let mm: &mut Matcher = &mut m;
@@ -624,6 +644,148 @@ fn py_value(v: &Bound<'_, PyAny>) -> Result<Value, String> {
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".into()))
+}
+
+fn attr_pairs(obj: &Bound<'_, PyAny>, out: &mut Vec<(Arc<str>, Value)>) -> PyResult<()> {
+    if obj.is_none() {
+        return Ok(());
+    }
+    let items = obj.call_method0(pyo3::intern!(obj.py(), "items"))?;
+    for kv in items.try_iter()? {
+        let (k, v): (String, Bound<'_, PyAny>) = kv?.extract()?;
+        let val = py_value(&v).map_err(|what| {
+            TraceFormatError::new_err(format!(
+                "span attribute {k:?}: unknown attribute value type {what}"
+            ))
+        })?;
+        if let Some(x) = out.iter_mut().find(|(kk, _)| **kk == *k) {
+            x.1 = val;
+        } else {
+            out.push((Arc::from(k.as_str()), val));
+        }
+    }
+    Ok(())
+}
+
+fn set_attr(out: &mut Vec<(Arc<str>, Value)>, k: &str, v: Value) {
+    if let Some(x) = out.iter_mut().find(|(kk, _)| **kk == *k) {
+        x.1 = v;
+    } else {
+        out.push((Arc::from(k), v));
+    }
+}
+
+fn spans_to_events(
+    py: Python<'_>,
+    spans: &Bound<'_, PyList>,
+) -> PyResult<Vec<maestro_engine::cep::Event>> {
+    use pyo3::intern;
+    use std::collections::HashMap;
+    const STATUS: [&str; 3] = ["unset", "ok", "error"];
+    let mut res_cache: HashMap<usize, Vec<(Arc<str>, Value)>> = HashMap::new();
+    let mut out = Vec::with_capacity(spans.len() * 2);
+    for span in spans.iter() {
+        let ctx = span.getattr(intern!(py, "context"))?;
+        let start: Option<i64> = span.getattr(intern!(py, "start_time"))?.extract()?;
+        let (false, Some(start)) = (ctx.is_none(), start) else {
+            continue;
+        };
+        let end: Option<i64> = span.getattr(intern!(py, "end_time"))?.extract()?;
+        let name: String = span.getattr(intern!(py, "name"))?.extract()?;
+        let res = span.getattr(intern!(py, "resource"))?;
+        let rid = res.as_ptr() as usize;
+        let mut a = match res_cache.get(&rid) {
+            Some(v) => v.clone(),
+            None => {
+                let mut v = Vec::new();
+                if !res.is_none() {
+                    attr_pairs(&res.getattr(intern!(py, "attributes"))?, &mut v)?;
+                }
+                res_cache.insert(rid, v.clone());
+                v
+            }
+        };
+        attr_pairs(&span.getattr(intern!(py, "attributes"))?, &mut a)?;
+        let scope = span.getattr(intern!(py, "instrumentation_scope"))?;
+        if !scope.is_none() {
+            let sn: Option<String> = scope.getattr(intern!(py, "name"))?.extract()?;
+            if let Some(sn) = sn.filter(|x| !x.is_empty()) {
+                set_attr(&mut a, "scope.name", Value::Str(Arc::from(sn.as_str())));
+            }
+        }
+        let tid: u128 = ctx.getattr(intern!(py, "trace_id"))?.extract()?;
+        let sid: u64 = ctx.getattr(intern!(py, "span_id"))?.extract()?;
+        set_attr(
+            &mut a,
+            "trace_id",
+            Value::Str(Arc::from(format!("{tid:032x}").as_str())),
+        );
+        set_attr(
+            &mut a,
+            "span_id",
+            Value::Str(Arc::from(format!("{sid:016x}").as_str())),
+        );
+        let parent = span.getattr(intern!(py, "parent"))?;
+        if !parent.is_none() {
+            let pid: u64 = parent.getattr(intern!(py, "span_id"))?.extract()?;
+            set_attr(
+                &mut a,
+                "parent_span_id",
+                Value::Str(Arc::from(format!("{pid:016x}").as_str())),
+            );
+        }
+        let kind: String = span
+            .getattr(intern!(py, "kind"))?
+            .getattr(intern!(py, "name"))?
+            .extract()?;
+        set_attr(
+            &mut a,
+            "span.kind",
+            Value::Str(Arc::from(kind.to_lowercase().as_str())),
+        );
+        let status = span.getattr(intern!(py, "status"))?;
+        let code: usize = status
+            .getattr(intern!(py, "status_code"))?
+            .getattr(intern!(py, "value"))?
+            .extract()?;
+        set_attr(
+            &mut a,
+            "status.code",
+            Value::Str(Arc::from(*STATUS.get(code).unwrap_or(&"unset"))),
+        );
+        let desc: Option<String> = status.getattr(intern!(py, "description"))?.extract()?;
+        if let Some(d) = desc.filter(|d| !d.is_empty()) {
+            set_attr(&mut a, "status.message", Value::Str(Arc::from(d.as_str())));
+        }
+        set_attr(
+            &mut a,
+            "duration_ns",
+            Value::Int(end.map(|e| e - start).unwrap_or(0)),
+        );
+        let nm: Arc<str> = Arc::from(name.as_str());
+        let mut span_a = a.clone();
+        set_attr(&mut span_a, "event.kind", Value::Str(Arc::from("span")));
+        out.push(maestro_engine::cep::Event {
+            time: start,
+            name: nm.clone(),
+            attrs: span_a,
+        });
+        for e in span.getattr(intern!(py, "events"))?.try_iter()? {
+            let e = e?;
+            let mut ea = a.clone();
+            set_attr(&mut ea, "span.name", Value::Str(nm.clone()));
+            attr_pairs(&e.getattr(intern!(py, "attributes"))?, &mut ea)?;
+            set_attr(&mut ea, "event.kind", Value::Str(Arc::from("span_event")));
+            let et: i64 = e.getattr(intern!(py, "timestamp"))?.extract()?;
+            let en: String = e.getattr(intern!(py, "name"))?.extract()?;
+            out.push(maestro_engine::cep::Event {
+                time: et,
+                name: Arc::from(en.as_str()),
+                attrs: ea,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Engine version recorded in bundles.
