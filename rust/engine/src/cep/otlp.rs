@@ -48,6 +48,9 @@ impl Ctx<'_> {
     }
 }
 
+/// A span event: time, name, attributes.
+type SpanEventIn = (i64, String, Vec<(Arc<str>, Value)>);
+
 struct SpanIn {
     trace_id: String,
     span_id: String,
@@ -57,7 +60,7 @@ struct SpanIn {
     start: i64,
     end: i64,
     attrs: Vec<(Arc<str>, Value)>,
-    events: Vec<(i64, String, Vec<(Arc<str>, Value)>)>,
+    events: Vec<SpanEventIn>,
     status_code: i64,
     status_msg: String,
 }
