@@ -789,7 +789,10 @@ impl Unit {
         }
         ks.runs = new;
         stats.matched_events += 1;
-        if evictable(s, ks) {
+        // A key with a timer still pending is left to that timer (it
+        // evicts it if it is still empty): a busy key then keeps its state
+        // slot and its one heap entry instead of churning both.
+        if evictable(s, ks) && ks.timer == i64::MAX {
             slot.remove();
             stats.evicted_keys += 1;
             return;
