@@ -175,6 +175,9 @@ struct EPred {
     key: PKey,
     op: EOp,
     negated: bool,
+    /// Index of this predicate among all of the matcher's (for tables
+    /// resolved once per batch over a string column's vocabulary).
+    id: usize,
 }
 
 enum EM {
@@ -233,6 +236,7 @@ pub struct Matcher {
     /// no guard reacts to are counted for lateness, then dropped).
     care: Vec<bool>,
     empty_name: Arc<str>,
+    n_preds: usize,
 }
 
 /// A borrowed attribute value.
@@ -259,6 +263,12 @@ impl<'a> From<&'a Value> for VRef<'a> {
 /// OTLP) or a row of numpy columns (matched in place, nothing copied).
 trait Attrs {
     fn get(&self, id: u32) -> Option<VRef<'_>>;
+    /// The outcome (before negation) of predicate `pred` when it was
+    /// resolved for the whole batch.
+    #[inline]
+    fn resolved(&self, _pred: usize) -> Option<bool> {
+        None
+    }
     /// Hash and label of a string-keyed partition attribute.
     fn key(&self, id: u32) -> Option<(u64, Arc<str>)>;
 }
@@ -281,9 +291,17 @@ impl Attrs for [(u32, Value)] {
 struct Row<'a> {
     cols: &'a [(u32, &'a Column<'a>)],
     row: usize,
+    /// Per predicate id: (string-code column, outcome per code).
+    pre: &'a [Option<(&'a [i64], Vec<bool>)>],
 }
 
 impl Attrs for Row<'_> {
+    #[inline]
+    fn resolved(&self, pred: usize) -> Option<bool> {
+        let (codes, table) = self.pre.get(pred)?.as_ref()?;
+        let c = *codes.get(self.row)?;
+        Some(c >= 0 && table.get(c as usize).copied().unwrap_or(false))
+    }
     #[inline]
     fn get(&self, id: u32) -> Option<VRef<'_>> {
         let (_, c) = self.cols.iter().find(|(k, _)| *k == id)?;
@@ -331,6 +349,14 @@ fn eq_lit(a: VRef<'_>, b: &Lit) -> bool {
 
 impl EPred {
     fn eval<A: Attrs + ?Sized>(&self, name: &str, attrs: &A) -> bool {
+        if let Some(r) = attrs.resolved(self.id) {
+            return r != self.negated;
+        }
+        self.holds(name, attrs) != self.negated
+    }
+
+    /// The predicate without its negation.
+    fn holds<A: Attrs + ?Sized>(&self, name: &str, attrs: &A) -> bool {
         let v = match self.key {
             PKey::Name => Some(VRef::Str(name)),
             PKey::Attr(id) => attrs.get(id),
@@ -350,7 +376,7 @@ impl EPred {
                 EOp::Re(re) => matches!(v, VRef::Str(s) if re.is_match(s)),
             },
         };
-        r != self.negated
+        r
     }
 }
 
@@ -361,6 +387,16 @@ impl EM {
             EM::Name(n) => *n == nid,
             EM::Or(v) => v.iter().any(|m| m.eval(nid, name, attrs)),
             EM::Where(b, ps) => b.eval(nid, name, attrs) && ps.iter().all(|p| p.eval(name, attrs)),
+        }
+    }
+    fn preds<'s>(&'s self, out: &mut Vec<&'s EPred>) {
+        match self {
+            EM::Any | EM::Name(_) => {}
+            EM::Or(v) => v.iter().for_each(|m| m.preds(out)),
+            EM::Where(b, ps) => {
+                b.preds(out);
+                out.extend(ps.iter());
+            }
         }
     }
     fn name_only(&self) -> bool {
@@ -382,17 +418,22 @@ impl EM {
     }
 }
 
-fn build_em(m: &MatcherAst, names: &mut Interner, attrs: &mut Interner) -> Result<EM, CepError> {
+fn build_em(
+    m: &MatcherAst,
+    names: &mut Interner,
+    attrs: &mut Interner,
+    next_id: &mut usize,
+) -> Result<EM, CepError> {
     Ok(match m {
         MatcherAst::Any => EM::Any,
         MatcherAst::Name { name } => EM::Name(names.id(name)),
         MatcherAst::Or { any } => EM::Or(
             any.iter()
-                .map(|x| build_em(x, names, attrs))
+                .map(|x| build_em(x, names, attrs, next_id))
                 .collect::<Result<_, _>>()?,
         ),
         MatcherAst::Where { base, preds } => {
-            let b = build_em(base, names, attrs)?;
+            let b = build_em(base, names, attrs, next_id)?;
             let mut ps = Vec::new();
             for p in preds {
                 let key = if p.key == "name" {
@@ -417,7 +458,9 @@ fn build_em(m: &MatcherAst, names: &mut Interner, attrs: &mut Interner) -> Resul
                     key,
                     op,
                     negated: p.negated,
+                    id: *next_id,
                 });
+                *next_id += 1;
             }
             EM::Where(Box::new(b), ps)
         }
@@ -883,11 +926,12 @@ impl Matcher {
         let mut names = Interner::default();
         let mut attrs = Interner::default();
         let mut gs = Vec::new();
+        let mut pred_ids = 0usize;
         for c in guards {
             let ms = c
                 .matchers
                 .iter()
-                .map(|m| build_em(m, &mut names, &mut attrs))
+                .map(|m| build_em(m, &mut names, &mut attrs, &mut pred_ids))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut attr_dep = 0u64;
             for (i, m) in ms.iter().enumerate() {
@@ -930,6 +974,7 @@ impl Matcher {
             finished: false,
             care: Vec::new(),
             empty_name: Arc::from(""),
+            n_preds: pred_ids,
         };
         m.refresh_tables();
         Ok(m)
@@ -1153,6 +1198,29 @@ impl Matcher {
             .iter()
             .filter_map(|(k, c)| self.attrs.map.get(k.as_str()).map(|&id| (id, c)))
             .collect();
+        // Predicates on string-code columns are decided once per vocabulary
+        // entry; rows then look the outcome up by code.
+        let mut pre: Vec<Option<(&[i64], Vec<bool>)>> = vec![None; self.n_preds];
+        for g in &self.guards {
+            let mut ps = Vec::new();
+            for m in &g.ms {
+                m.preds(&mut ps);
+            }
+            for p in ps {
+                let PKey::Attr(id) = p.key else { continue };
+                let Some((_, Column::Codes(codes, voc))) = used.iter().find(|(k, _)| *k == id)
+                else {
+                    continue;
+                };
+                let table = voc
+                    .iter()
+                    .map(|sv| p.holds("", &[(id, Value::Str(Arc::from(sv.as_str())))][..]))
+                    .collect();
+                if let Some(slot) = pre.get_mut(p.id) {
+                    *slot = Some((codes, table));
+                }
+            }
+        }
         let str_cols: Vec<Vec<Arc<str>>> = used
             .iter()
             .map(|(_, c)| match c {
@@ -1170,6 +1238,7 @@ impl Matcher {
                     let row = Row {
                         cols: &used,
                         row: i,
+                        pre: &pre,
                     };
                     self.process_at(t, seq, name, Some(keys[i]), &row);
                 }
