@@ -298,3 +298,42 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["guards", "list", "--json"]) == 0
     names = {g["name"] for g in json.loads(capsys.readouterr().out)}
     assert names == {g.name for g in SHIPPED}
+
+
+# ---------------------------------------------------------------- fuzzed bad input
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+GUARD_SRC = (TRACES.parent / "save_acknowledged.guard").read_text()
+
+
+def _mutate(text: str, cuts: list[tuple[int, int, str]]) -> str:
+    for pos, length, ins in cuts:
+        p = pos % (len(text) + 1)
+        text = text[:p] + ins + text[p + length:]
+    return text
+
+
+mutations = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 4), st.text(max_size=3)), min_size=1, max_size=4)
+
+
+@settings(max_examples=300)
+@given(cuts=mutations)
+def test_mutated_otlp_gives_typed_errors(cuts: list[tuple[int, int, str]]) -> None:
+    bad = _mutate(LINE, cuts)
+    try:
+        guards.EventSet.from_otlp_json(bad, "m.jsonl")
+    except (TraceFormatError, EventTimeError) as e:
+        assert str(e).startswith("m.jsonl:") or "m.jsonl" in str(e)
+
+
+@settings(max_examples=300)
+@given(cuts=mutations)
+def test_mutated_guards_give_positioned_errors(cuts: list[tuple[int, int, str]]) -> None:
+    bad = _mutate(GUARD_SRC, cuts)
+    try:
+        guards.compile(bad, "m.guard")
+    except GuardSyntaxError as e:
+        assert re.match(r"m\.guard:\d+:\d+: ", str(e)), str(e)
+    except GuardError as e:  # structural errors from the compiler name the guard
+        assert "guard" in str(e)

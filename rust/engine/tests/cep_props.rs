@@ -77,6 +77,17 @@ proptest! {
     }
 
     #[test]
+    fn parser_never_panics_on_unicode(src in "\\PC{0,60}") {
+        let _ = compile_source("fuzz", &src);
+        let _ = compile_source("fuzz", &format!("guard g {{ match a[k ~ \"{src}\"] -> {src} }}"));
+    }
+
+    #[test]
+    fn protobuf_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = otlp::from_protobuf("fuzz", &bytes);
+    }
+
+    #[test]
     fn otlp_json_never_panics(src in ".{0,200}") {
         let _ = otlp::from_json("fuzz", &src);
         let _ = otlp::from_records("fuzz", &src);

@@ -578,7 +578,13 @@ impl Parser<'_> {
 
     fn guard(&mut self) -> R<GuardAst> {
         self.expect_kw("guard")?;
+        let np = self.pos();
         let name = self.ident("a guard name")?;
+        if name.contains('-') {
+            return Err(self
+                .src
+                .err(np, "a guard name is letters, digits, '_' and '.' (no '-')"));
+        }
         let description = match self.peek().clone() {
             Tok::Str(s) => {
                 self.bump();
