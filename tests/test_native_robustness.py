@@ -46,8 +46,20 @@ CLASSES |= {"SparseGame", "CallableGame"}
 CLASSES |= {"Hypergraph", "KHop"}
 HYPERGRAPH_METHODS = {"edge", "khop", "khop_each", "n_edges", "n_nodes"}
 KHOP_METHODS = {"dist", "path", "rounds"}
+FUNCTIONS |= {"parse_guards", "compile_guards", "compile_guard_ast", "engine_version"}
+CLASSES |= {"CompiledGuard", "EventSet", "GuardMatcher"}
+CONSTANTS = {"KEY_HASH_SEED"}
+COMPILED_GUARD_METHODS = {"canonical", "contiguity", "description", "digest", "name", "per"}
+EVENTSET_METHODS = {
+    "event", "from_otlp_json", "from_otlp_protobuf", "from_records", "from_spans", "origin", "read", "records_json",
+    "select", "times",
+}
+MATCHER_METHODS = {
+    "advance_watermark", "drain", "drain_arrays", "drain_late", "feed_arrays", "feed_events", "feed_rows",
+    "feed_spans", "finish", "guard_names", "stats", "watermark",
+}
 # Classes Python cannot construct (returned by other calls only).
-NO_CONSTRUCTOR = {"KHop"}
+NO_CONSTRUCTOR = {"KHop", "CompiledGuard", "EventSet"}
 MERKLE_METHODS = {
     "algorithm", "append", "append_leaf_hash", "consistency_proof", "from_leaf_hashes", "from_leaf_rows",
     "from_leaves", "inclusion_proof", "inclusion_proofs", "leaf_hashes", "root", "size",
@@ -69,6 +81,7 @@ CLASS_METHODS = {
     "MerkleTree": MERKLE_METHODS, "Store": STORE_METHODS, "Duel": DUEL_METHODS, "RegoEvaluator": REGO_METHODS,
     "SparseGame": SPARSE_METHODS, "CallableGame": CALLABLE_METHODS,
     "Hypergraph": HYPERGRAPH_METHODS, "KHop": KHOP_METHODS,
+    "CompiledGuard": COMPILED_GUARD_METHODS, "EventSet": EVENTSET_METHODS, "GuardMatcher": MATCHER_METHODS,
 }
 
 
@@ -77,7 +90,7 @@ def _public(obj: Any) -> set[str]:
 
 
 def test_every_entry_point_is_covered() -> None:
-    assert _public(_native) == FUNCTIONS | CLASSES, "update this test for new native entry points"
+    assert _public(_native) == FUNCTIONS | CLASSES | CONSTANTS, "update this test for new native entry points"
     assert set(CLASS_METHODS) == CLASSES
     for cls, methods in CLASS_METHODS.items():
         assert _public(getattr(_native, cls)) == methods, cls
@@ -159,6 +172,16 @@ class Ctx:
         self.rego_opts = json.dumps({"threads": 1, "timeout_ms": 500, "equivalence_samples": 4, "seed": 1,
                                      "operators": ["relational_op"], "max_mutants": 20})
         self.rego_eval = _native.RegoEvaluator(self.rego_set, None, 1000)
+        # SpecLive guards
+        self.guard_src = "guard g { match save -> no success within 2s }"
+        self.guards = _native.compile_guards(self.guard_src, "<t>")
+        self.cguard = self.guards[0]
+        self.guard_ast = _native.parse_guards(self.guard_src, "<t>")[0]
+        self.records = '[{"time": 1, "name": "save", "attributes": {"trace_id": "a"}}]'
+        self.events = _native.EventSet.from_records(self.records, "<r>")
+        self.matcher = _native.GuardMatcher(self.guards, 0, 1000)
+        (tmp / "trace.jsonl").write_text("")
+        self.trace_file = tmp / "trace.jsonl"
         # Shapley
         self.table = np.arange(8, dtype=np.float64)
         masks = np.array([[(m >> i) & 1 for i in range(3)] for m in range(8)], dtype=np.uint8)
@@ -252,6 +275,14 @@ U8_MASKS = [
     np.zeros((8, 3), dtype=np.uint8) + 2, np.zeros((0, 3), dtype=np.uint8), np.zeros((8, 40), dtype=np.uint8),
     np.zeros((8, 6), dtype=np.uint8)[:, ::2], np.zeros(3, dtype=np.uint8), np.zeros((8, 3), dtype=np.int64), None,
 ]
+I64_1D = [
+    np.array([1.5]), np.array([[1]], dtype=np.int64), np.arange(4, dtype=np.int64)[::2], np.array([2**62], dtype=np.uint64),
+    np.array([], dtype=np.int64), [1], None, np.array([-(2**63)], dtype=np.int64), np.array([2**63 - 1], dtype=np.int64),
+]
+ROWS_EV = [[(1, "save")], [("t", "save", {})], [(1, "save", {"x": object()})], [(1, 2, {})], [(-1, "save", {})],
+           [(2**63, "save", {})], [(1, "save", {"x": [[1]]})], None, "rows", [None]]
+GUARD_LIST = [[], [1], [None], "g", None]
+ATTRS = [{"x": np.array([1.5, 2.0])}, {"x": (np.array([0]), [1])}, {"x": "str"}, {1: np.array([1])}, {"x": None}, 5]
 GAMES = [np.zeros(3), np.full(8, np.nan), "game", None, 3]
 EVALUATORS = [lambda b: "x", lambda b: [1.0], lambda b: np.full(len(b), np.nan), lambda b: None, 1, "f"]
 ITEMS = [[("", b"x")], [("k", "str")], None, [1], [("k", b"x", 3)], [], [("\ud800", b"x")]]
@@ -399,6 +430,48 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
     "RegoEvaluator.eval_many": (
         lambda c: c.rego_eval.eval_many, lambda c: ["data.p.allow", ['{"x": 2}']], ["text", "rules"]
     ),
+    "parse_guards": (lambda c: _native.parse_guards, lambda c: [c.guard_src, "<t>"], ["text", "text"]),
+    "compile_guards": (lambda c: _native.compile_guards, lambda c: [c.guard_src, "<t>"], ["text", "text"]),
+    "compile_guard_ast": (lambda c: _native.compile_guard_ast, lambda c: [c.guard_ast], ["json"]),
+    "engine_version": (lambda c: _native.engine_version, lambda c: [], []),
+    "CompiledGuard.canonical": (lambda c: c.cguard.canonical, lambda c: [], []),
+    "CompiledGuard.contiguity": (lambda c: (lambda: c.cguard.contiguity), lambda c: [], []),
+    "CompiledGuard.description": (lambda c: (lambda: c.cguard.description), lambda c: [], []),
+    "CompiledGuard.digest": (lambda c: (lambda: c.cguard.digest), lambda c: [], []),
+    "CompiledGuard.name": (lambda c: (lambda: c.cguard.name), lambda c: [], []),
+    "CompiledGuard.per": (lambda c: (lambda: c.cguard.per), lambda c: [], []),
+    "EventSet.event": (lambda c: c.events.event, lambda c: [0], ["u64"]),
+    "EventSet.from_otlp_json": (lambda c: _native.EventSet.from_otlp_json, lambda c: ["", "<x>"], ["json", "text"]),
+    "EventSet.from_otlp_protobuf": (lambda c: _native.EventSet.from_otlp_protobuf, lambda c: [b"", "<x>"], ["bytes", "text"]),
+    "EventSet.from_records": (lambda c: _native.EventSet.from_records, lambda c: [c.records, "<r>"], ["json", "text"]),
+    "EventSet.from_spans": (lambda c: _native.EventSet.from_spans, lambda c: [[]], ["events"]),
+    "EventSet.origin": (lambda c: (lambda: c.events.origin), lambda c: [], []),
+    "EventSet.read": (lambda c: _native.EventSet.read, lambda c: [str(c.trace_file)], ["path"]),
+    "EventSet.records_json": (lambda c: c.events.records_json, lambda c: [None], ["u64array"]),
+    "EventSet.select": (lambda c: c.events.select, lambda c: ["trace_id", "a", 0, 10], ["text", "text", "u64", "u64"]),
+    "EventSet.times": (lambda c: c.events.times, lambda c: [], []),
+    "GuardMatcher": (lambda c: _native.GuardMatcher, lambda c: [c.guards, 0, 1000], ["guards", "u64", "u64"]),
+    "GuardMatcher.advance_watermark": (
+        lambda c: _native.GuardMatcher(c.guards, 0, 10).advance_watermark, lambda c: [5], ["u64"]
+    ),
+    "GuardMatcher.drain": (lambda c: c.matcher.drain, lambda c: [], []),
+    "GuardMatcher.drain_arrays": (lambda c: c.matcher.drain_arrays, lambda c: [], []),
+    "GuardMatcher.drain_late": (lambda c: c.matcher.drain_late, lambda c: [], []),
+    "GuardMatcher.feed_arrays": (
+        lambda c: _native.GuardMatcher(c.guards, 0, 10).feed_arrays,
+        lambda c: [np.array([10], dtype=np.int64), np.array([1], dtype=np.int64), np.array([0], dtype=np.int64),
+                   ["save"], None],
+        ["i64", "i64", "i64", "rules", "attrs"],
+    ),
+    "GuardMatcher.feed_events": (lambda c: _native.GuardMatcher(c.guards, 0, 10).feed_events, lambda c: [c.events], ["events"]),
+    "GuardMatcher.feed_rows": (
+        lambda c: _native.GuardMatcher(c.guards, 0, 10).feed_rows, lambda c: [[(5, "save", {"trace_id": "a"})]], ["evrows"]
+    ),
+    "GuardMatcher.feed_spans": (lambda c: _native.GuardMatcher(c.guards, 0, 10).feed_spans, lambda c: [[]], ["events"]),
+    "GuardMatcher.finish": (lambda c: _native.GuardMatcher(c.guards, 0, 10).finish, lambda c: [], []),
+    "GuardMatcher.guard_names": (lambda c: (lambda: c.matcher.guard_names), lambda c: [], []),
+    "GuardMatcher.stats": (lambda c: c.matcher.stats, lambda c: [], []),
+    "GuardMatcher.watermark": (lambda c: (lambda: c.matcher.watermark), lambda c: [], []),
     "shapley_exact": (lambda c: _native.shapley_exact, lambda c: [c.table, 1], ["table", "u64"]),
     "shapley_interactions": (lambda c: _native.shapley_interactions, lambda c: [c.table, None], ["table", "u64"]),
     "shapley_sample": (
@@ -449,6 +522,7 @@ def pool(kind: str, c: Ctx) -> list[Any]:
         "f64matrix": F64_MATRIX, "rows": ROWS, "f64": F64, "bool": BOOL, "json": JSON_TEXT + TEXT,
         "rules": RULES, "replace": REPLACE, "callback": CALLBACK, "store": [1, "store", object()],
         "table": F64_TABLE, "masks": U8_MASKS, "game": GAMES, "evaluate": EVALUATORS,
+        "i64": I64_1D, "evrows": ROWS_EV, "guards": GUARD_LIST, "attrs": ATTRS, "events": [1, "e", None, []],
         "f64array": F64_ARRAY, "index": INDEX_ARRAY,
         "cover": ARRAY2 + [np.zeros((2, 3)), np.full((1, 3), np.nan), np.zeros((2, 2))[:, ::2]],
     }

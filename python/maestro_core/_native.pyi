@@ -339,3 +339,89 @@ def select_tests(
     threshold: float = ...,
     safe: bool = False,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64]]: ...
+
+# ---------------------------------------------------------------- SpecLive guards (cep)
+KEY_HASH_SEED: Final[str]
+
+def engine_version() -> str:
+    """Version of the Rust engine (recorded in violation bundles)."""
+
+@final
+class CompiledGuard:
+    """A guard compiled to a linear NFA with bounded counters."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def per(self) -> str: ...
+    @property
+    def contiguity(self) -> str: ...
+    @property
+    def digest(self) -> str:
+        """``blake3:<hex>`` of the canonical compiled form."""
+    def canonical(self) -> str: ...
+
+def compile_guards(source: str, origin: str = "<guards>") -> list[CompiledGuard]:
+    """Parse and compile guard source (``GuardSyntaxError`` with ``origin:line:col`` and a caret)."""
+
+def compile_guard_ast(ast_json: str) -> CompiledGuard:
+    """Compile a guard AST given as JSON (the builder's output)."""
+
+def parse_guards(source: str, origin: str = "<guards>") -> list[str]:
+    """The AST of each guard, as JSON text (``let`` expanded)."""
+
+@final
+class EventSet:
+    """Events read from OTLP/JSON, OTLP protobuf or records."""
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> EventSet: ...
+    @staticmethod
+    def from_otlp_json(text: str, origin: str = "<otlp-json>") -> EventSet: ...
+    @staticmethod
+    def from_otlp_protobuf(data: _Bytes, origin: str = "<otlp-protobuf>") -> EventSet: ...
+    @staticmethod
+    def from_records(text: str, origin: str = "<records>") -> EventSet: ...
+    @staticmethod
+    def from_spans(spans: list[Any]) -> EventSet:
+        """From finished OpenTelemetry SDK spans (the SpanProcessor's mapping)."""
+    @property
+    def origin(self) -> str: ...
+    def __len__(self) -> int: ...
+    def records_json(self, indices: list[int] | None = None) -> str: ...
+    def select(self, per: str, key: str, t0: int, t1: int) -> list[int]: ...
+    def event(self, i: int) -> tuple[int, str, dict[str, Any]]: ...
+    def times(self) -> list[int]: ...
+
+@final
+class GuardMatcher:
+    """The streaming matcher (watermarks, lateness, per-key runs)."""
+
+    def __new__(cls, guards: list[CompiledGuard], lateness_ns: int | None = ..., max_late_kept: int = 100000) -> GuardMatcher:
+        """``lateness_ns`` defaults to 0; ``None``: only ``advance_watermark`` moves the watermark."""
+    @property
+    def guard_names(self) -> list[str]: ...
+    @property
+    def watermark(self) -> int | None: ...
+    def feed_arrays(
+        self,
+        times: npt.NDArray[np.int64],
+        keys: npt.NDArray[np.int64],
+        codes: npt.NDArray[np.int64],
+        names: list[str],
+        attrs: dict[str, Any] | None = None,
+    ) -> None: ...
+    def feed_events(self, events: EventSet) -> None: ...
+    def feed_rows(self, rows: list[tuple[int, str, dict[str, Any]]]) -> None: ...
+    def feed_spans(self, spans: list[Any]) -> None:
+        """Feed finished OpenTelemetry SDK spans (converted in Rust)."""
+    def advance_watermark(self, t: int) -> None: ...
+    def finish(self) -> None: ...
+    def drain(self) -> list[dict[str, Any]]: ...
+    def drain_arrays(self) -> dict[str, Any]:
+        """Violations as int64 arrays ``guard, kind, time, seq, key`` (+ ``str_keys`` or None)."""
+    def drain_late(self) -> list[dict[str, Any]]: ...
+    def stats(self) -> dict[str, Any]: ...
+

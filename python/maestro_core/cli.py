@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, cards, evidence, keys, tia
+from . import __version__, cards, evidence, guards, hashing, keys
 from .errors import InputError, MaestroError, VerificationError, exit_code
 from .log import ConsistencyProof, InclusionProof, TransparencyLog, read_checkpoint, verify_checkpoint, write_bytes, write_text
 from .store import default_home, open_store
@@ -553,6 +554,128 @@ def cmd_tia_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- guards
+_TRACE_EXT = (".json", ".jsonl", ".pb", ".binpb")
+
+
+def _trace_files(paths: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(_TRACE_EXT))
+            if not found:
+                raise InputError(f"{p}: no trace files (*.json, *.jsonl, *.pb)")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return out
+
+
+def _junit(reports: list[guards.FileReport], gs: list[guards.Guard]) -> str:
+    from xml.sax.saxutils import escape, quoteattr
+
+    cases = []
+    fails = 0
+    for r in reports:
+        for g in gs:
+            vs = [v for v in r.violations if v.guard == g.name]
+            name = quoteattr(g.name)
+            cls = quoteattr(r.path)
+            if vs:
+                fails += 1
+                body = "\n".join(f"{v.kind} on {g.per}={v.key} at {v.time} ns" for v in vs)
+                cases.append(f'  <testcase classname={cls} name={name}><failure message={quoteattr(f"{len(vs)} violation(s)")}>'
+                             f"{escape(body)}</failure></testcase>")
+            else:
+                cases.append(f"  <testcase classname={cls} name={name}/>")
+    head = f'<testsuite name="maestro.guards" tests="{len(cases)}" failures="{fails}" errors="0">'
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + head + "\n" + "\n".join(cases) + "\n</testsuite>\n"
+
+
+def cmd_guards_check(args: argparse.Namespace) -> int:
+    gs = guards.load(args.guards) if args.guards else guards.shipped()
+    if args.only:
+        keep = set(args.only)
+        unknown = keep - {g.name for g in gs}
+        if unknown:
+            raise InputError(f"--only: unknown guard(s) {', '.join(sorted(unknown))}")
+        gs = [g for g in gs if g.name in keep]
+    files = _trace_files(args.traces)
+    lateness = guards.parse_duration(args.lateness)
+    reports = [guards.check_file(f, gs, lateness) for f in files]
+    by_name = {g.name: g for g in gs}
+    bundles: list[str] = []
+    if args.bundles:
+        out = Path(args.bundles)
+        out.mkdir(parents=True, exist_ok=True)
+        n = 0
+        for r in reports:
+            for v in r.violations[: args.max_bundles]:
+                b = guards.make_bundle(by_name[v.guard], v, r)
+                n += 1
+                f = out / f"{v.guard}-{n:04d}.bundle.json"
+                write_text(f, json.dumps(b, indent=2, sort_keys=True) + "\n")
+                bundles.append(str(f))
+    if args.junit:
+        write_text(args.junit, _junit(reports, gs))
+    nviol = sum(len(r.violations) for r in reports)
+    nlate = sum(len(r.late) for r in reports)
+    nevents = sum(r.events for r in reports)
+    card_id = None
+    if not args.no_card:
+        parts = [hashing.hash_file(f) for f in files] + [g.digest.encode() for g in gs]
+        reasons = [f"{r.path}: {v.guard} {v.kind} on {by_name[v.guard].per}={v.key} at {v.time} ns"
+                   for r in reports for v in r.violations][:50] or [f"{len(gs)} guards hold on {len(files)} file(s)"]
+        if nlate:
+            reasons.append(f"{nlate} late event(s) were not matched")
+        card = _record(args, cards.DecisionCard(
+            kind="guards.check", subject=", ".join(map(str, files))[:500], decision="fail" if nviol else "pass",
+            reasons=reasons, inputs_digest=cards.digest_inputs(*parts),
+            metrics={"files": len(files), "events": nevents, "guards": len(gs), "violations": nviol, "late": nlate},
+            evidence=args.bundles or None))
+        card_id = card.id
+    if args.json:
+        print(json.dumps({
+            "ok": nviol == 0, "files": len(files), "events": nevents, "guards": [g.name for g in gs],
+            "violations": [{"file": r.path, "per": by_name[v.guard].per, **v.to_dict()} for r in reports for v in r.violations],
+            "late": [{"file": r.path, **x.__dict__} for r in reports for x in r.late],
+            "bundles": bundles, "card": card_id}, indent=2, sort_keys=True))
+    else:
+        for r in reports:
+            for v in r.violations:
+                print(f"VIOLATION {v.guard}: {v.kind} on {by_name[v.guard].per}={v.key} at {v.time} ns ({r.path})")
+        print(f"{'FAIL' if nviol else 'OK'}: {nviol} violation(s) of {len(gs)} guard(s) in {nevents} events "
+              f"from {len(files)} file(s); {nlate} late event(s)"
+              + (f"; {len(bundles)} bundle(s) in {args.bundles}" if bundles else "")
+              + (f"; decision card {card_id}" if card_id else ""))
+    return 1 if nviol else 0
+
+
+def cmd_guards_replay(args: argparse.Namespace) -> int:
+    res = guards.replay(args.bundle)
+    if not args.no_card:
+        b = Path(args.bundle).read_bytes()
+        _record(args, cards.DecisionCard(kind="guards.replay", subject=str(args.bundle), decision="reproduced" if res.ok else "differs",
+                                         reasons=res.reasons, inputs_digest=cards.digest_inputs(b),
+                                         metrics={"violations_found": len(res.found)}, evidence=str(args.bundle)))
+    _out(args, ("OK" if res.ok else "DIFFERS") + "\n" + "\n".join(f"  {r}" for r in res.reasons),
+         {"ok": res.ok, "reasons": res.reasons, "found": [v.to_dict() for v in res.found]})
+    return 0 if res.ok else 1
+
+
+def cmd_guards_list(args: argparse.Namespace) -> int:
+    gs = guards.load(args.guards) if args.guards else guards.shipped()
+    if args.json:
+        print(json.dumps([{"name": g.name, "per": g.per, "contiguity": g.contiguity, "description": g.description,
+                           "digest": g.digest, "origin": g.origin} for g in gs], indent=2))
+        return 0
+    for g in gs:
+        print(f"{g.name:<30} per {g.per:<22} {g.description or ''}")
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
@@ -736,6 +859,22 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--repo", default=".")
     te.add_argument("--base", default="HEAD")
     te.add_argument("-k", type=int, default=3)
+    gp = sub.add_parser("guards", help="SpecLive guards over OpenTelemetry traces").add_subparsers(
+        dest="sub", required=True, parser_class=_Parser)
+    gc = add(gp, "check", cmd_guards_check, "check trace files (OTLP/JSON lines or .pb protobuf) against guards")
+    gc.add_argument("traces", nargs="+", metavar="TRACES", help="trace files or folders")
+    gc.add_argument("--guards", help="a .guard file or a folder of them (default: the shipped guards)")
+    gc.add_argument("--only", action="append", metavar="NAME", help="check only this guard (repeatable)")
+    gc.add_argument("--junit", metavar="OUT", help="write a JUnit XML report")
+    gc.add_argument("--bundles", metavar="DIR", help="write a repro bundle per violation into DIR")
+    gc.add_argument("--max-bundles", type=int, default=20, help="bundles per file at most (default 20)")
+    gc.add_argument("--lateness", default="0", help="allowed out-of-orderness, e.g. 500ms (default 0)")
+    gc.add_argument("--no-card", action="store_true", help="do not record a Decision Card")
+    gr = add(gp, "replay", cmd_guards_replay, "re-run a violation bundle; exit 0 when the same verdict is reached")
+    gr.add_argument("bundle")
+    gr.add_argument("--no-card", action="store_true", help="do not record a Decision Card")
+    gl = add(gp, "list", cmd_guards_list, "list guards (default: the shipped ones)")
+    gl.add_argument("--guards")
 
     d = add(sub, "demo", cmd_demo, "run the evidence flow end to end on the bundled example")
     d.add_argument("-o", "--output", default="maestro-demo", help="folder for the demo's files")

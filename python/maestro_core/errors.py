@@ -25,6 +25,10 @@ PolicyError          a policy does not compile/eval   2
 PolicySyntaxError    Rego syntax error (file:l:c)     2
 PolicyTimeoutError   evaluation over its time limit   2
 DecisionLogError     malformed decision log           2
+GuardError           invalid guard (builder AST)      2
+GuardSyntaxError     guard text error (line:col)      2
+TraceFormatError     malformed OTLP (JSON path)       2
+EventTimeError       bad timestamp / watermark        2
 InternalError        a bug (a caught Rust panic)      3
 ===================  ===============================  =========
 
@@ -54,6 +58,10 @@ __all__ = [
     "PolicySyntaxError",
     "PolicyTimeoutError",
     "DecisionLogError",
+    "GuardError",
+    "GuardSyntaxError",
+    "TraceFormatError",
+    "EventTimeError",
     "exit_code",
 ]
 
@@ -117,6 +125,22 @@ class JudgeError(MaestroError):
 
 class JudgeTimeoutError(JudgeError, TimeoutError):
     """A judge did not answer in time."""
+
+
+class GuardError(InputError):
+    """A guard is invalid (for example one built with the builder API)."""
+
+
+class GuardSyntaxError(GuardError):
+    """Guard source does not parse; the message starts ``origin:line:col:`` and shows a caret."""
+
+
+class TraceFormatError(InputError):
+    """A trace file (OTLP/JSON, protobuf or records) is malformed; the message names the JSON path."""
+
+
+class EventTimeError(InputError):
+    """A timestamp is out of range, a clock goes backwards, or a watermark regresses."""
 
 
 class InternalError(MaestroError, RuntimeError):

@@ -4,6 +4,7 @@
 //! [`Error`] so that bindings (PyO3, C ABI) map every failure exhaustively.
 //! Caller data never reaches an `unwrap`.
 
+pub mod cep;
 pub mod duel;
 pub mod hash;
 pub mod hypergraph;
@@ -46,4 +47,6 @@ pub enum Error {
     Shapley(#[from] shapley::ShapleyError),
     #[error(transparent)]
     Hypergraph(#[from] hypergraph::HypergraphError),
+    #[error(transparent)]
+    Cep(#[from] cep::CepError),
 }

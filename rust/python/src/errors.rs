@@ -2,6 +2,7 @@
 use std::any::Any;
 use std::io::ErrorKind;
 
+use maestro_engine::cep::CepError;
 use maestro_engine::duel::DuelError as EngDuelError;
 use maestro_engine::hash::HashError;
 use maestro_engine::hypergraph::HypergraphError;
@@ -30,6 +31,10 @@ pyo3::import_exception!(maestro_core.errors, PolicySyntaxError);
 pyo3::import_exception!(maestro_core.errors, PolicyTimeoutError);
 pyo3::import_exception!(maestro_core.errors, DecisionLogError);
 pyo3::import_exception!(maestro_core.errors, GameError);
+pyo3::import_exception!(maestro_core.errors, GuardError);
+pyo3::import_exception!(maestro_core.errors, GuardSyntaxError);
+pyo3::import_exception!(maestro_core.errors, TraceFormatError);
+pyo3::import_exception!(maestro_core.errors, EventTimeError);
 
 fn hash_err(e: HashError) -> PyErr {
     let msg = e.to_string();
@@ -154,6 +159,21 @@ pub fn to_py(e: Error) -> PyErr {
                 | HypergraphError::BadWeight { .. }
                 | HypergraphError::NodeOutOfRange { .. }
                 | HypergraphError::Invalid(_) => InputError::new_err(msg),
+            }
+        }
+        Error::Cep(e) => {
+            let msg = e.to_string();
+            match e {
+                CepError::Syntax { .. } => GuardSyntaxError::new_err(msg),
+                CepError::Invalid { .. } => GuardError::new_err(msg),
+                CepError::Otlp { .. } | CepError::UnknownAttributeType { .. } => {
+                    TraceFormatError::new_err(msg)
+                }
+                CepError::TimeOutOfRange { .. }
+                | CepError::NonMonotonic { .. }
+                | CepError::WatermarkRegression { .. } => EventTimeError::new_err(msg),
+                CepError::Finished | CepError::Input(_) => InputError::new_err(msg),
+                CepError::Io { .. } => FileError::new_err(msg),
             }
         }
     }

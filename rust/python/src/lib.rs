@@ -3,6 +3,7 @@
 //! engine error to a `maestro_core.errors` exception (never a panic).
 use pyo3::prelude::*;
 
+mod cep;
 mod duel;
 mod errors;
 mod evidence;
@@ -16,6 +17,14 @@ mod store;
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", maestro_engine::VERSION)?;
+    m.add(
+        "KEY_HASH_SEED",
+        format!(
+            "siphash24:{:016x}{:016x}",
+            maestro_engine::cep::run::KEY_HASH_KEYS.0,
+            maestro_engine::cep::run::KEY_HASH_KEYS.1
+        ),
+    )?;
     m.add_function(wrap_pyfunction!(hash::hash_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(hash::hash_file, m)?)?;
     m.add_function(wrap_pyfunction!(hash::hash_files, m)?)?;
@@ -54,5 +63,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hypergraph::Hypergraph>()?;
     m.add_class::<hypergraph::KHop>()?;
     m.add_function(wrap_pyfunction!(hypergraph::select_tests, m)?)?;
+    m.add_class::<cep::CompiledGuard>()?;
+    m.add_class::<cep::EventSet>()?;
+    m.add_class::<cep::GuardMatcher>()?;
+    m.add_function(wrap_pyfunction!(cep::compile_guards, m)?)?;
+    m.add_function(wrap_pyfunction!(cep::compile_guard_ast, m)?)?;
+    m.add_function(wrap_pyfunction!(cep::parse_guards, m)?)?;
+    m.add_function(wrap_pyfunction!(cep::engine_version, m)?)?;
     Ok(())
 }

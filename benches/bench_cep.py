@@ -1,0 +1,278 @@
+"""SpecLive guard benchmarks: ours vs peers, grouped by workload.
+
+    .venv/bin/python -m pytest benches/bench_cep.py --benchmark-enable -p no:randomly -q -s
+
+Groups (peers run in the same session, on the same input, and their
+verdicts are checked against ours before any figure is kept):
+
+* ``one-guard``: one guard over 10M events through the numpy path (ours),
+  the same pattern on one key with reelay (a prefix: it is ~100x slower)
+  and with the pure-Python reference matcher (tests/cep_ref.py).
+* ``all-guards``: every shipped guard at once over 10M OTel-like events
+  with attribute columns.
+* ``otlp-ingest``: OTLP/JSON lines into events: ours (Rust, serde_json)
+  vs ``json`` + a Python loop doing the same mapping.
+* ``span-processor``: p50/p95 latency of an instrumented request with a
+  no-op span processor vs with :class:`GuardSpanProcessor` (all guards).
+
+``CEP_BENCH_N`` scales the event counts (default 10_000_000). Figures are
+appended as JSON lines to ``benches/.cep_results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+import cep_ref  # noqa: E402
+import cep_workload as W  # noqa: E402
+
+from maestro_core import guards  # noqa: E402
+
+N = int(os.environ.get("CEP_BENCH_N", "10000000"))
+RESULTS = HERE / ".cep_results.jsonl"
+
+ONE_GUARD = "guard g { within 50us match a -> !c -> b }"
+# The same pattern on one key, one event per step (event i at time i ns):
+ONE_GUARD_1KEY = "guard g { within 50ns match a -> !c -> b }"
+REELAY_FORMULA = "{b} and pre((not {c} and not {b}) since[0:49] {a})"
+ONE_NAMES = ["a", "b", "c", "d"]
+
+
+def _record(group: str, name: str, **fig: Any) -> None:
+    with open(RESULTS, "a") as f:
+        f.write(json.dumps({"group": group, "name": name, "n": N, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fig}) + "\n")
+    print(f"[{group}] {name}: " + ", ".join(f"{k}={v}" for k, v in fig.items()))
+
+
+def _one_key_stream(n: int, seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 4, size=n, dtype=np.int64)
+
+
+def _ours_one_key_run(g: Any, t: np.ndarray, k: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """The timed part: match and collect the violations (numpy arrays)."""
+    m = guards.Matcher([g])
+    m.feed_arrays(t, k, codes, ONE_NAMES)
+    m.finish()
+    seq: np.ndarray = m.violation_arrays()["seq"]
+    return seq
+
+
+def _ours_one_key(codes: np.ndarray) -> list[int]:
+    [g] = guards.compile(ONE_GUARD_1KEY)
+    n = codes.size
+    seq = _ours_one_key_run(g, np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64), codes)
+    return sorted(int(x) for x in seq[seq >= 0])
+
+
+# ---------------------------------------------------------------- one guard
+@pytest.mark.benchmark(group="one-guard")
+def test_one_guard_ours_numpy(benchmark: Any) -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(N, dtype=np.int64) * 1_000
+    k = rng.integers(0, 10_000, size=N, dtype=np.int64)
+    c = rng.integers(0, 4, size=N, dtype=np.int64)
+    [g] = guards.compile(ONE_GUARD)
+
+    def run() -> int:
+        m = guards.Matcher([g])
+        m.feed_arrays(t, k, c, ONE_NAMES)
+        m.finish()
+        return len(m.violation_arrays()["time"])
+
+    nv = benchmark.pedantic(run, rounds=3, iterations=1)
+    best = benchmark.stats.stats.min
+    benchmark.extra_info.update(events=N, violations=nv, events_per_s=N / best)
+    _record("one-guard", "ours numpy (10k keys)", events=N, seconds=round(best, 3), mev_s=round(N / best / 1e6, 2), violations=nv)
+
+
+@pytest.mark.benchmark(group="one-guard")
+def test_one_guard_ours_one_key(benchmark: Any) -> None:
+    codes = _one_key_stream(N)
+    [g] = guards.compile(ONE_GUARD_1KEY)
+    t, k = np.arange(N, dtype=np.int64), np.zeros(N, dtype=np.int64)
+    nv = benchmark.pedantic(lambda: int((_ours_one_key_run(g, t, k, codes) >= 0).sum()), rounds=3, iterations=1)
+    best = benchmark.stats.stats.min
+    benchmark.extra_info.update(events=N, events_per_s=N / best)
+    _record("one-guard", "ours numpy (1 key, reelay's stream)", events=N, seconds=round(best, 3), mev_s=round(N / best / 1e6, 2), violations=nv)
+
+
+@pytest.mark.benchmark(group="one-guard")
+def test_one_guard_reelay(benchmark: Any) -> None:
+    reelay = pytest.importorskip("reelay")
+    n = min(N, 200_000)
+    codes = _one_key_stream(N)[:n]
+    rows = [{"time": i, **{x: ONE_NAMES[c] == x for x in ONE_NAMES}} for i, c in enumerate(codes.tolist())]
+    t0 = time.perf_counter()
+    reelay.discrete_timed_monitor(pattern=REELAY_FORMULA, condense=False)
+    build = time.perf_counter() - t0
+
+    def run() -> list[int]:
+        mon = reelay.discrete_timed_monitor(pattern=REELAY_FORMULA, condense=False)
+        return [i for i, r in enumerate(rows) if mon.update(r)["value"]]
+
+    got = benchmark.pedantic(run, rounds=1, iterations=1)
+    secs = benchmark.stats.stats.min - build
+    ours = _ours_one_key(codes)
+    assert got == ours, "reelay and maestro disagree on the verdicts"
+    benchmark.extra_info.update(events=n, events_per_s=n / secs, agree=True)
+    _record("one-guard", "reelay 25 (1 key)", events=n, seconds=round(secs, 3), mev_s=round(n / secs / 1e6, 4),
+            violations=len(got), agree_with_ours=True, monitor_build_s=round(build, 4))
+
+
+@pytest.mark.benchmark(group="one-guard")
+def test_one_guard_pure_python(benchmark: Any) -> None:
+    n = min(N, 20_000)
+    codes = _one_key_stream(N)[:n]
+    ast = guards.parse_ast(ONE_GUARD_1KEY)[0]
+    ops = [("ev", i, 0, ONE_NAMES[c], {}) for i, c in enumerate(codes.tolist())]
+    got = benchmark.pedantic(lambda: cep_ref.check(ast, ops, 0)[0], rounds=1, iterations=1)
+    secs = benchmark.stats.stats.min
+    assert sorted(v[4] for v in got) == _ours_one_key(codes)
+    _record("one-guard", "pure-Python reference (1 key)", events=n, seconds=round(secs, 3), mev_s=round(n / secs / 1e6, 4), agree_with_ours=True)
+
+
+# ---------------------------------------------------------------- all guards
+@pytest.mark.benchmark(group="all-guards")
+@pytest.mark.parametrize("keys", ["trace-like", "uniform-100k"])
+def test_all_guards_numpy(benchmark: Any, keys: str) -> None:
+    gs = guards.shipped()
+    w = W.otel_columns(N, n_keys=100_000, live=1000 if keys == "trace-like" else None)
+
+    def run() -> int:
+        m = guards.Matcher(gs, lateness_ns=0)
+        m.feed_arrays(w["times"], w["keys"], w["codes"], w["names"], w["attrs"])
+        m.finish()
+        return len(m.violation_arrays()["time"])
+
+    nv = benchmark.pedantic(run, rounds=2, iterations=1)
+    best = benchmark.stats.stats.min
+    # the verdicts of the whole set equal those of each guard run alone (on a prefix)
+    n = min(N, 200_000)
+    alone = 0
+    both = guards.Matcher(gs)
+    sl = {k: (v[0][:n], v[1]) if isinstance(v, tuple) else v[:n] for k, v in w["attrs"].items()}
+    both.feed_arrays(w["times"][:n], w["keys"][:n], w["codes"][:n], w["names"], sl)
+    both.finish()
+    together = {(v.guard, v.key, v.kind, v.time) for v in both.violations()}
+    sep: set[Any] = set()
+    for g in gs:
+        m = guards.Matcher([g])
+        m.feed_arrays(w["times"][:n], w["keys"][:n], w["codes"][:n], w["names"], sl)
+        m.finish()
+        vs = m.violations()
+        alone += len(vs)
+        sep |= {(v.guard, v.key, v.kind, v.time) for v in vs}
+    assert together == sep
+    benchmark.extra_info.update(events=N, guards=len(gs), events_per_s=N / best)
+    _record("all-guards", f"ours numpy, {len(gs)} guards, 7 attribute columns, keys {keys}", events=N, seconds=round(best, 3),
+            mev_s=round(N / best / 1e6, 2), violations=nv)
+
+
+# ---------------------------------------------------------------- OTLP ingest
+@pytest.fixture(scope="module")
+def otlp_path(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    p = tmp_path_factory.mktemp("otlp") / "traces.jsonl"
+    spans = W.otlp_file(p, n_traces=max(1000, N // 400))
+    return p, spans
+
+
+@pytest.mark.benchmark(group="otlp-ingest")
+def test_otlp_ingest_ours(benchmark: Any, otlp_path: tuple[Path, int]) -> None:
+    p, spans = otlp_path
+    n = benchmark.pedantic(lambda: len(guards.EventSet.read(str(p))), rounds=3, iterations=1)
+    secs = benchmark.stats.stats.min
+    mb = p.stat().st_size / 1e6
+    _record("otlp-ingest", "ours (Rust serde_json)", spans=spans, events=n, mb=round(mb, 1), seconds=round(secs, 3),
+            mb_s=round(mb / secs, 1), kspans_s=round(spans / secs / 1e3, 1))
+
+
+@pytest.mark.benchmark(group="otlp-ingest")
+def test_otlp_ingest_python(benchmark: Any, otlp_path: tuple[Path, int]) -> None:
+    p, spans = otlp_path
+    rows = benchmark.pedantic(lambda: W.python_ingest(p), rounds=1, iterations=1)
+    secs = benchmark.stats.stats.min
+    es = guards.EventSet.read(str(p))
+    assert len(rows) == len(es)
+    for i in range(0, len(rows), max(1, len(rows) // 500)):
+        t, name, attrs = es.event(i)
+        assert (t, name, attrs) == rows[i], i
+    mb = p.stat().st_size / 1e6
+    _record("otlp-ingest", "json + Python loop", spans=spans, events=len(rows), mb=round(mb, 1), seconds=round(secs, 3),
+            mb_s=round(mb / secs, 1), kspans_s=round(spans / secs / 1e3, 1), agree_with_ours=True)
+
+
+# ---------------------------------------------------------------- live SpanProcessor
+def _workload(tr: Any, io: bool) -> None:
+    """A request: an authz check, some CPU work, a database write (with a
+    0.5 ms wait for the database when ``io``), save/success span events."""
+    with tr.start_as_current_span("POST /orders") as s:
+        with tr.start_as_current_span("authz.check"):
+            pass
+        x = 0
+        for i in range(20_000 if not io else 5_000):
+            x += i * i
+        with tr.start_as_current_span("INSERT orders", attributes={"db.operation.name": "INSERT"}):
+            if io:
+                time.sleep(0.0005)
+        s.add_event("save")
+        s.add_event("success")
+
+
+def _latencies(with_guards: bool, n: int, io: bool) -> tuple[list[float], Any]:
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    from maestro_core.otel import GuardSpanProcessor
+
+    tp = TracerProvider()
+    p: Any = GuardSpanProcessor(guards.shipped(), lateness="5s") if with_guards else SpanProcessor()
+    tp.add_span_processor(p)
+    tr = tp.get_tracer("bench")
+    for _ in range(200):
+        _workload(tr, io)
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        _workload(tr, io)
+        lat.append((time.perf_counter_ns() - t0) / 1e3)
+    tp.shutdown()
+    return lat, p
+
+
+@pytest.mark.benchmark(group="span-processor")
+@pytest.mark.parametrize("io", [False, True], ids=["cpu-bound", "io-mixed"])
+def test_span_processor_overhead(benchmark: Any, io: bool) -> None:
+    pytest.importorskip("opentelemetry.sdk.trace")
+    n = 3000 if N >= 1_000_000 else 300
+    rounds = 5
+
+    def one() -> tuple[float, float, float, float, Any]:
+        base: list[float] = []
+        ours: list[float] = []
+        p = None
+        for _ in range(rounds):  # interleaved, so drift hits both sides
+            b, _ = _latencies(False, n // rounds, io)
+            o, p = _latencies(True, n // rounds, io)
+            base += b
+            ours += o
+        q = lambda v, f: statistics.quantiles(v, n=100)[f - 1]  # noqa: E731
+        return q(base, 50), q(base, 95), q(ours, 50), q(ours, 95), p
+
+    b50, b95, o50, o95, p = benchmark.pedantic(one, rounds=1, iterations=1)
+    assert p.errors == [] and p.late == 0 and len(p.violations) == 0
+    _record("span-processor", f"no-op processor vs GuardSpanProcessor (all guards), {'io-mixed' if io else 'cpu-bound'} request",
+            requests=n,
+            base_p50_us=round(b50, 1), base_p95_us=round(b95, 1), guards_p50_us=round(o50, 1), guards_p95_us=round(o95, 1),
+            p95_overhead_pct=round((o95 / b95 - 1) * 100, 2), p50_overhead_pct=round((o50 / b50 - 1) * 100, 2))

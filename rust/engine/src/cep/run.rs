@@ -1,0 +1,1436 @@
+//! The streaming matcher: event time, watermarks, per-key NFA runs.
+//!
+//! * **Reorder buffer.** Events are accepted in any order. The watermark
+//!   `W` says that no event older than `W` will still come: it rises to
+//!   `t - lateness` after each event (bounded out-of-orderness) and with
+//!   [`Matcher::advance_watermark`]. An event with `t < W` on arrival is
+//!   *late*: it is not matched, but counted and reported
+//!   ([`Matcher::drain_late`]). Buffered events with `t <= W` are matched in
+//!   `(time, arrival)` order, so the verdicts do not depend on the order or
+//!   batching of the input, only on which events were late.
+//! * **Runs.** Per guard alternative and key, a run is `(stage, count,
+//!   start, entry)`. Runs in the same NFA state are merged, keeping the
+//!   latest start (it dominates: same future, later window end); runs that
+//!   wait on an absence are kept per entry time (each has its own deadline).
+//!   So a key holds at most `states x pending deadlines` runs.
+//! * **Timers.** Absence deadlines, window expiries and counting-window
+//!   expiries sit in one min-heap keyed by event time, fired when the
+//!   watermark passes them (one live timer per key).
+//! * **Eviction.** A key whose runs are all gone (completed, killed or
+//!   expired) is removed; keys of anchored patterns (leading negation) keep
+//!   a tombstone (their one run from the start of the key is used up).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use regex::Regex;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use super::compile::{Compiled, SeqIr};
+use super::parse::{Contiguity, Lit, MatcherAst, Op};
+use super::{check_time, CepError, Event, Value, MAX_TIME};
+
+const NONE: i64 = i64::MIN;
+/// Events buffered before a forced match pass inside one large feed.
+const CHUNK: usize = 1 << 16;
+
+/// Matcher settings.
+#[derive(Debug, Clone)]
+pub struct MatcherOptions {
+    /// Bounded out-of-orderness: after each event the watermark rises to
+    /// `t - lateness`. `None`: only [`Matcher::advance_watermark`] moves it.
+    pub lateness_ns: Option<i64>,
+    /// How many late events are kept for [`Matcher::drain_late`] (all are
+    /// counted).
+    pub max_late_kept: usize,
+}
+
+impl Default for MatcherOptions {
+    fn default() -> Self {
+        MatcherOptions {
+            lateness_ns: Some(0),
+            max_late_kept: 100_000,
+        }
+    }
+}
+
+/// The partition key of a violation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyLabel {
+    Int(i64),
+    Str(Arc<str>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ViolationKind {
+    /// The pattern completed at an event.
+    Match,
+    /// A trailing `no m within d` expired.
+    Deadline,
+}
+
+/// One violation of one guard on one key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Violation {
+    /// When it became final: the completing event's time, or the deadline.
+    pub time: i64,
+    /// Arrival index of the completing event (`None` for deadlines).
+    pub seq: Option<u64>,
+    pub guard: usize,
+    pub key: KeyLabel,
+    pub kind: ViolationKind,
+    /// Alternative (`|`) of the guard's pattern that matched.
+    pub alternative: usize,
+    /// First event of the matching run (time, arrival index), if any.
+    pub start_time: Option<i64>,
+    pub start_seq: Option<u64>,
+}
+
+/// An event refused because it arrived behind the watermark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LateEvent {
+    pub seq: u64,
+    pub time: i64,
+    pub watermark: i64,
+    pub name: Arc<str>,
+}
+
+/// Counters of a matcher.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub events: u64,
+    pub late: u64,
+    pub matched_events: u64,
+    pub unkeyed: u64,
+    pub live_keys: u64,
+    pub live_runs: u64,
+    pub buffered: u64,
+    pub violations: u64,
+    pub evicted_keys: u64,
+    pub watermark: i64,
+}
+
+enum Admit {
+    /// Late, or no guard reacts to it.
+    Skip,
+    Now,
+    Buffer,
+}
+
+#[derive(Debug)]
+struct Pending {
+    time: i64,
+    seq: u64,
+    name: u32,
+    key: Option<i64>,
+    attrs: Vec<(u32, Value)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    stage: u32,
+    count: u32,
+    start: i64,
+    start_seq: u64,
+    entry: i64,
+}
+
+#[derive(Debug, Default)]
+struct KeyState {
+    runs: SmallVec<[Run; 2]>,
+    /// Last `at_least` (time, seq) of the counted matcher.
+    window: VecDeque<(i64, u64)>,
+    label: Option<Arc<str>>,
+    timer: i64,
+}
+
+struct Unit {
+    /// Matchers this alternative reacts to.
+    rel: u64,
+    keys: FxHashMap<u64, KeyState>,
+    timers: BinaryHeap<Reverse<(i64, u64)>>,
+}
+
+enum PKey {
+    Name,
+    Attr(u32),
+}
+
+enum EOp {
+    Eq(Lit),
+    Ne(Lit),
+    Lt(Lit),
+    Le(Lit),
+    Gt(Lit),
+    Ge(Lit),
+    In(Vec<Lit>),
+    Re(Regex),
+    Exists,
+}
+
+struct EPred {
+    key: PKey,
+    op: EOp,
+    negated: bool,
+    /// Index of this predicate among all of the matcher's (for tables
+    /// resolved once per batch over a string column's vocabulary).
+    id: usize,
+}
+
+enum EM {
+    Any,
+    Name(u32),
+    Or(Vec<EM>),
+    Where(Box<EM>, Vec<EPred>),
+}
+
+struct GuardRt {
+    c: Compiled,
+    ms: Vec<EM>,
+    /// Bits of matchers that depend on the name only, per name id.
+    name_bits: Vec<u64>,
+    /// Bits of attribute matchers that may hold for a name id.
+    maybe: Vec<u64>,
+    attr_dep: u64,
+    relevant: u64,
+    per: u32,
+    units: Vec<Unit>,
+}
+
+#[derive(Default)]
+struct Interner {
+    map: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.map.get(s) {
+            return i;
+        }
+        let a: Arc<str> = Arc::from(s);
+        let i = self.names.len() as u32;
+        self.map.insert(a.clone(), i);
+        self.names.push(a);
+        i
+    }
+}
+
+/// The streaming guard matcher (see the module docs).
+pub struct Matcher {
+    guards: Vec<GuardRt>,
+    names: Interner,
+    attrs: Interner,
+    opts: MatcherOptions,
+    wm: i64,
+    seq: u64,
+    buf: Vec<Pending>,
+    out: Vec<Violation>,
+    late: Vec<LateEvent>,
+    stats: Stats,
+    finished: bool,
+    /// Per name id: some guard may react to an event of this name (events
+    /// no guard reacts to are counted for lateness, then dropped).
+    care: Vec<bool>,
+    empty_name: Arc<str>,
+    n_preds: usize,
+}
+
+/// A borrowed attribute value.
+#[derive(Clone, Copy)]
+enum VRef<'a> {
+    Str(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl<'a> From<&'a Value> for VRef<'a> {
+    fn from(v: &'a Value) -> Self {
+        match v {
+            Value::Str(s) => VRef::Str(s),
+            Value::Int(i) => VRef::Int(*i),
+            Value::Float(f) => VRef::Float(*f),
+            Value::Bool(b) => VRef::Bool(*b),
+        }
+    }
+}
+
+/// Where an event's attributes live: a list of pairs (buffered events,
+/// OTLP) or a row of numpy columns (matched in place, nothing copied).
+trait Attrs {
+    fn get(&self, id: u32) -> Option<VRef<'_>>;
+    /// The outcome (before negation) of predicate `pred` when it was
+    /// resolved for the whole batch.
+    #[inline]
+    fn resolved(&self, _pred: usize) -> Option<bool> {
+        None
+    }
+    /// Hash and label of a string-keyed partition attribute.
+    fn key(&self, id: u32) -> Option<(u64, Arc<str>)>;
+}
+
+impl Attrs for [(u32, Value)] {
+    #[inline]
+    fn get(&self, id: u32) -> Option<VRef<'_>> {
+        self.iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, v)| VRef::from(v))
+    }
+    fn key(&self, id: u32) -> Option<(u64, Arc<str>)> {
+        self.iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, v)| (key_hash(VRef::from(v)), label_of(v)))
+    }
+}
+
+/// One row of the attribute columns of a batch.
+struct Row<'a> {
+    cols: &'a [(u32, &'a Column<'a>)],
+    row: usize,
+    /// Per predicate id: (string-code column, outcome per code).
+    pre: &'a [Option<(&'a [i64], Vec<bool>)>],
+}
+
+impl Attrs for Row<'_> {
+    #[inline]
+    fn resolved(&self, pred: usize) -> Option<bool> {
+        let (codes, table) = self.pre.get(pred)?.as_ref()?;
+        let c = *codes.get(self.row)?;
+        Some(c >= 0 && table.get(c as usize).copied().unwrap_or(false))
+    }
+    #[inline]
+    fn get(&self, id: u32) -> Option<VRef<'_>> {
+        let (_, c) = self.cols.iter().find(|(k, _)| *k == id)?;
+        let i = self.row;
+        match c {
+            Column::I64(v) => v.get(i).map(|x| VRef::Int(*x)),
+            Column::F64(v) => v.get(i).filter(|x| !x.is_nan()).map(|x| VRef::Float(*x)),
+            Column::Bool(v) => v.get(i).map(|x| VRef::Bool(*x)),
+            Column::Codes(v, voc) => v
+                .get(i)
+                .filter(|&&x| x >= 0)
+                .and_then(|&x| voc.get(x as usize))
+                .map(|s| VRef::Str(s.as_str())),
+        }
+    }
+    fn key(&self, id: u32) -> Option<(u64, Arc<str>)> {
+        let v = self.get(id)?;
+        let lab: Arc<str> = match v {
+            VRef::Str(s) => Arc::from(s),
+            VRef::Int(i) => Arc::from(i.to_string()),
+            VRef::Float(f) => Arc::from(f.to_string()),
+            VRef::Bool(b) => Arc::from(b.to_string()),
+        };
+        Some((key_hash(v), lab))
+    }
+}
+
+fn cmp_num(a: VRef<'_>, b: &Lit) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (VRef::Int(x), Lit::Int(y)) => Some(x.cmp(y)),
+        (VRef::Int(x), Lit::Float(y)) => (x as f64).partial_cmp(y),
+        (VRef::Float(x), Lit::Int(y)) => x.partial_cmp(&(*y as f64)),
+        (VRef::Float(x), Lit::Float(y)) => x.partial_cmp(y),
+        (VRef::Str(x), Lit::Str(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        _ => None,
+    }
+}
+
+fn eq_lit(a: VRef<'_>, b: &Lit) -> bool {
+    match (a, b) {
+        (VRef::Bool(x), Lit::Bool(y)) => x == *y,
+        _ => cmp_num(a, b) == Some(std::cmp::Ordering::Equal),
+    }
+}
+
+impl EPred {
+    fn eval<A: Attrs + ?Sized>(&self, name: &str, attrs: &A) -> bool {
+        if let Some(r) = attrs.resolved(self.id) {
+            return r != self.negated;
+        }
+        self.holds(name, attrs) != self.negated
+    }
+
+    /// The predicate without its negation.
+    fn holds<A: Attrs + ?Sized>(&self, name: &str, attrs: &A) -> bool {
+        let v = match self.key {
+            PKey::Name => Some(VRef::Str(name)),
+            PKey::Attr(id) => attrs.get(id),
+        };
+        use std::cmp::Ordering::*;
+        let r = match v {
+            None => false,
+            Some(v) => match &self.op {
+                EOp::Exists => true,
+                EOp::Eq(l) => eq_lit(v, l),
+                EOp::Ne(l) => !eq_lit(v, l),
+                EOp::Lt(l) => cmp_num(v, l) == Some(Less),
+                EOp::Le(l) => matches!(cmp_num(v, l), Some(Less | Equal)),
+                EOp::Gt(l) => cmp_num(v, l) == Some(Greater),
+                EOp::Ge(l) => matches!(cmp_num(v, l), Some(Greater | Equal)),
+                EOp::In(ls) => ls.iter().any(|l| eq_lit(v, l)),
+                EOp::Re(re) => matches!(v, VRef::Str(s) if re.is_match(s)),
+            },
+        };
+        r
+    }
+}
+
+impl EM {
+    fn eval<A: Attrs + ?Sized>(&self, nid: u32, name: &str, attrs: &A) -> bool {
+        match self {
+            EM::Any => true,
+            EM::Name(n) => *n == nid,
+            EM::Or(v) => v.iter().any(|m| m.eval(nid, name, attrs)),
+            EM::Where(b, ps) => b.eval(nid, name, attrs) && ps.iter().all(|p| p.eval(name, attrs)),
+        }
+    }
+    fn preds<'s>(&'s self, out: &mut Vec<&'s EPred>) {
+        match self {
+            EM::Any | EM::Name(_) => {}
+            EM::Or(v) => v.iter().for_each(|m| m.preds(out)),
+            EM::Where(b, ps) => {
+                b.preds(out);
+                out.extend(ps.iter());
+            }
+        }
+    }
+    fn name_only(&self) -> bool {
+        match self {
+            EM::Any | EM::Name(_) => true,
+            EM::Or(v) => v.iter().all(EM::name_only),
+            // predicates on the event name only are decided per name
+            EM::Where(b, ps) => b.name_only() && ps.iter().all(|p| matches!(p.key, PKey::Name)),
+        }
+    }
+    /// Relaxation: predicates taken as true.
+    fn maybe(&self, nid: u32) -> bool {
+        match self {
+            EM::Any => true,
+            EM::Name(n) => *n == nid,
+            EM::Or(v) => v.iter().any(|m| m.maybe(nid)),
+            EM::Where(b, _) => b.maybe(nid),
+        }
+    }
+}
+
+fn build_em(
+    m: &MatcherAst,
+    names: &mut Interner,
+    attrs: &mut Interner,
+    next_id: &mut usize,
+) -> Result<EM, CepError> {
+    Ok(match m {
+        MatcherAst::Any => EM::Any,
+        MatcherAst::Name { name } => EM::Name(names.id(name)),
+        MatcherAst::Or { any } => EM::Or(
+            any.iter()
+                .map(|x| build_em(x, names, attrs, next_id))
+                .collect::<Result<_, _>>()?,
+        ),
+        MatcherAst::Where { base, preds } => {
+            let b = build_em(base, names, attrs, next_id)?;
+            let mut ps = Vec::new();
+            for p in preds {
+                let key = if p.key == "name" {
+                    PKey::Name
+                } else {
+                    PKey::Attr(attrs.id(&p.key))
+                };
+                let op = match &p.op {
+                    Op::Eq(l) => EOp::Eq(l.clone()),
+                    Op::Ne(l) => EOp::Ne(l.clone()),
+                    Op::Lt(l) => EOp::Lt(l.clone()),
+                    Op::Le(l) => EOp::Le(l.clone()),
+                    Op::Gt(l) => EOp::Gt(l.clone()),
+                    Op::Ge(l) => EOp::Ge(l.clone()),
+                    Op::In(v) => EOp::In(v.clone()),
+                    Op::Regex(r) => EOp::Re(
+                        Regex::new(r).map_err(|e| CepError::Input(format!("regex {r:?}: {e}")))?,
+                    ),
+                    Op::Exists => EOp::Exists,
+                };
+                ps.push(EPred {
+                    key,
+                    op,
+                    negated: p.negated,
+                    id: *next_id,
+                });
+                *next_id += 1;
+            }
+            EM::Where(Box::new(b), ps)
+        }
+    })
+}
+
+/// The fixed keys of the key hash (recorded in bundles as the seed).
+pub const KEY_HASH_KEYS: (u64, u64) = (0x6d61_6573_7472_6f00, 0x6365_7000_0000_0001);
+
+/// Hash of a key value (SipHash-2-4 with fixed keys: deterministic across
+/// runs; two distinct keys collide with probability about 2^-64).
+fn key_hash(v: VRef<'_>) -> u64 {
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new_with_keys(KEY_HASH_KEYS.0, KEY_HASH_KEYS.1);
+    match v {
+        VRef::Str(s) => {
+            0u8.hash(&mut h);
+            s.hash(&mut h);
+        }
+        VRef::Int(i) => {
+            1u8.hash(&mut h);
+            i.hash(&mut h);
+        }
+        VRef::Float(f) => {
+            2u8.hash(&mut h);
+            f.to_bits().hash(&mut h);
+        }
+        VRef::Bool(b) => {
+            3u8.hash(&mut h);
+            b.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+fn label_of(v: &Value) -> Arc<str> {
+    match v {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => Arc::from(i.to_string()),
+        Value::Float(f) => Arc::from(f.to_string()),
+        Value::Bool(b) => Arc::from(b.to_string()),
+    }
+}
+
+/// A numeric attribute column of a columnar batch.
+pub enum Column<'a> {
+    I64(&'a [i64]),
+    F64(&'a [f64]),
+    Bool(&'a [bool]),
+    /// String codes into a vocabulary (negative: missing).
+    Codes(&'a [i64], &'a [String]),
+}
+
+impl Column<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Column::I64(v) => v.len(),
+            Column::F64(v) => v.len(),
+            Column::Bool(v) => v.len(),
+            Column::Codes(v, _) => v.len(),
+        }
+    }
+}
+
+struct StepCtx<'a> {
+    seq: &'a SeqIr,
+    cont: Contiguity,
+    t: i64,
+    ev_seq: u64,
+    bits: u64,
+    guard: usize,
+    alt: usize,
+}
+
+fn abscap(s: &SeqIr, r: &Run) -> bool {
+    s.absence.is_some() && s.accepting(r.stage, r.count)
+}
+
+/// Merge `r` into `runs` (same state, and same entry when waiting on an
+/// absence): the latest start dominates. Not so when the alternative has a
+/// window *and* an absence under strict or skip-till-next: there an
+/// expired run cannot consume, so it keeps waiting on the absence while a
+/// later-starting twin moves on; such runs are merged only with the same
+/// start (`SeqIr::exact_merge`).
+fn push_run(s: &SeqIr, runs: &mut SmallVec<[Run; 2]>, r: Run) {
+    let cap = abscap(s, &r);
+    for x in runs.iter_mut() {
+        if x.stage == r.stage
+            && x.count == r.count
+            && (!cap || x.entry == r.entry)
+            && (!s.exact_merge || x.start == r.start)
+        {
+            if (r.start, r.start_seq) > (x.start, x.start_seq) {
+                *x = r;
+            }
+            return;
+        }
+    }
+    runs.push(r);
+}
+
+fn opt(t: i64) -> Option<i64> {
+    (t != NONE).then_some(t)
+}
+
+impl Unit {
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn violation(
+        out: &mut Vec<Violation>,
+        cx_guard: usize,
+        alt: usize,
+        key: (u64, &Option<Arc<str>>),
+        kind: ViolationKind,
+        time: i64,
+        seq: Option<u64>,
+        r: &Run,
+    ) {
+        let key = match key.1 {
+            Some(s) => KeyLabel::Str(s.clone()),
+            None => KeyLabel::Int(key.0 as i64),
+        };
+        out.push(Violation {
+            time,
+            seq,
+            guard: cx_guard,
+            key,
+            kind,
+            alternative: alt,
+            start_time: opt(r.start),
+            start_seq: (r.start != NONE).then_some(r.start_seq),
+        });
+    }
+}
+
+/// Fire deadlines `< bound` (`<=` when `inclusive`, at finish) and drop
+/// runs and window entries that can no longer matter for events at or
+/// after `bound`.
+fn expire(
+    s: &SeqIr,
+    ks: &mut KeyState,
+    key: u64,
+    bound: i64,
+    out: &mut Vec<Violation>,
+    guard: usize,
+    alt: usize,
+) {
+    let mut i = 0;
+    while i < ks.runs.len() {
+        let r = ks.runs[i];
+        if abscap(s, &r) {
+            let d = s.absence.as_ref().map(|a| a.deadline_ns).unwrap_or(0);
+            let t = r.entry.saturating_add(d);
+            if t < bound {
+                Unit::violation(
+                    out,
+                    guard,
+                    alt,
+                    (key, &ks.label),
+                    ViolationKind::Deadline,
+                    t,
+                    None,
+                    &r,
+                );
+                ks.runs.remove(i);
+                continue;
+            }
+        } else if let Some(w) = s.within_ns {
+            if r.start != NONE && r.start.saturating_add(w) < bound {
+                ks.runs.remove(i);
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if let Some(c) = &s.count {
+        while ks
+            .window
+            .front()
+            .is_some_and(|&(t, _)| t.saturating_add(c.window_ns) < bound)
+        {
+            ks.window.pop_front();
+        }
+    }
+}
+
+/// Earliest event time at which `expire` would change something.
+fn next_check(s: &SeqIr, ks: &KeyState) -> i64 {
+    let mut m = i64::MAX;
+    for r in &ks.runs {
+        if abscap(s, r) {
+            let d = s.absence.as_ref().map(|a| a.deadline_ns).unwrap_or(0);
+            m = m.min(r.entry.saturating_add(d));
+        } else if let (Some(w), true) = (s.within_ns, r.start != NONE) {
+            m = m.min(r.start.saturating_add(w));
+        }
+    }
+    if let (Some(c), Some(&(t, _))) = (&s.count, ks.window.front()) {
+        m = m.min(t.saturating_add(c.window_ns));
+    }
+    m
+}
+
+fn evictable(s: &SeqIr, ks: &KeyState) -> bool {
+    ks.runs.is_empty() && ks.window.is_empty() && !s.anchored
+}
+
+impl Unit {
+    /// Step the runs of one key over one event.
+    fn step(
+        &mut self,
+        cx: &StepCtx<'_>,
+        key: u64,
+        lab: Option<&Arc<str>>,
+        out: &mut Vec<Violation>,
+        stats: &mut Stats,
+    ) {
+        let s = cx.seq;
+        let unit_rel = self.rel;
+        // One hash lookup per step: the entry is kept to insert or evict.
+        #[allow(clippy::incompatible_msrv)]
+        let mut slot = match self.keys.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if cx.bits & unit_rel == 0 {
+                    return;
+                }
+                let mut k = KeyState {
+                    timer: i64::MAX,
+                    label: lab.cloned(),
+                    ..KeyState::default()
+                };
+                if s.anchored {
+                    k.runs.push(Run {
+                        stage: 0,
+                        count: 0,
+                        start: NONE,
+                        start_seq: 0,
+                        entry: NONE,
+                    });
+                }
+                v.insert_entry(k)
+            }
+        };
+        let ks = slot.get_mut();
+        let t = cx.t;
+        expire(s, ks, key, t, out, cx.guard, cx.alt);
+        let lab = ks.label.clone();
+        let n = s.n();
+        let old: SmallVec<[Run; 2]> = std::mem::take(&mut ks.runs);
+        let mut new: SmallVec<[Run; 2]> = SmallVec::new();
+        let has = |b: u8| cx.bits & (1u64 << b) != 0;
+        let mut emit = |target: (u32, u32), parent: &Run, new: &mut SmallVec<[Run; 2]>| {
+            let (start, start_seq) = if parent.start == NONE {
+                (t, cx.ev_seq)
+            } else {
+                (parent.start, parent.start_seq)
+            };
+            let r = Run {
+                stage: target.0,
+                count: target.1,
+                start,
+                start_seq,
+                entry: t,
+            };
+            if s.accepting(r.stage, r.count) && s.absence.is_none() {
+                Unit::violation(
+                    out,
+                    cx.guard,
+                    cx.alt,
+                    (key, &lab),
+                    ViolationKind::Match,
+                    t,
+                    Some(cx.ev_seq),
+                    &r,
+                );
+            } else {
+                push_run(s, new, r);
+            }
+        };
+        for r in old.iter() {
+            let cap = abscap(s, r);
+            let expired = s
+                .within_ns
+                .is_some_and(|w| r.start != NONE && t - r.start > w);
+            if expired && !cap {
+                continue;
+            }
+            if cap {
+                if let Some(a) = &s.absence {
+                    if has(a.cond) {
+                        continue;
+                    }
+                }
+            }
+            if r.stage < n && cx.bits & s.stages[r.stage as usize].neg != 0 {
+                continue;
+            }
+            let mut consumed = false;
+            if !expired && r.stage < n {
+                let st = &s.stages[r.stage as usize];
+                if has(st.cond) {
+                    consumed = true;
+                    emit(s.advance(r.stage, r.count), r, &mut new);
+                }
+                if r.count >= st.lo {
+                    for &j in &s.tail[r.stage as usize + 1] {
+                        if has(s.stages[j as usize].cond) {
+                            consumed = true;
+                            emit(s.advance(j, 0), r, &mut new);
+                        }
+                    }
+                }
+            }
+            let keep = match cx.cont {
+                Contiguity::Strict => !consumed && (r.start == NONE || cap),
+                Contiguity::SkipTillNext => !consumed,
+                Contiguity::SkipTillAny => true,
+            };
+            if keep {
+                push_run(s, &mut new, *r);
+            }
+        }
+        let seed = Run {
+            stage: 0,
+            count: 0,
+            start: NONE,
+            start_seq: 0,
+            entry: NONE,
+        };
+        if let Some(c) = &s.count {
+            if has(c.cond) {
+                ks.window.push_back((t, cx.ev_seq));
+                while ks.window.len() > c.at_least as usize {
+                    ks.window.pop_front();
+                }
+                if let Some(&(t0, s0)) = ks.window.front() {
+                    if ks.window.len() >= c.at_least as usize && t - t0 <= c.window_ns {
+                        let r = Run {
+                            stage: 0,
+                            count: 0,
+                            start: t0,
+                            start_seq: s0,
+                            entry: t,
+                        };
+                        if s.accepting(0, 0) && s.absence.is_none() {
+                            Unit::violation(
+                                out,
+                                cx.guard,
+                                cx.alt,
+                                (key, &lab),
+                                ViolationKind::Match,
+                                t,
+                                Some(cx.ev_seq),
+                                &r,
+                            );
+                        } else {
+                            push_run(s, &mut new, r);
+                        }
+                    }
+                }
+            }
+        } else if !s.anchored {
+            for &j in &s.tail[0] {
+                if has(s.stages[j as usize].cond) {
+                    emit(s.advance(j, 0), &seed, &mut new);
+                }
+            }
+        }
+        ks.runs = new;
+        stats.matched_events += 1;
+        // A key with a timer still pending is left to that timer (it
+        // evicts it if it is still empty): a busy key then keeps its state
+        // slot and its one heap entry instead of churning both.
+        if evictable(s, ks) && ks.timer == i64::MAX {
+            slot.remove();
+            stats.evicted_keys += 1;
+            return;
+        }
+        let nc = next_check(s, ks);
+        if nc < ks.timer {
+            ks.timer = nc;
+            self.timers.push(Reverse((nc, key)));
+        }
+    }
+
+    /// Fire timers below the watermark.
+    fn advance(
+        &mut self,
+        s: &SeqIr,
+        wm: i64,
+        out: &mut Vec<Violation>,
+        guard: usize,
+        alt: usize,
+        stats: &mut Stats,
+    ) {
+        while let Some(&Reverse((t, key))) = self.timers.peek() {
+            if t >= wm {
+                break;
+            }
+            self.timers.pop();
+            let Some(ks) = self.keys.get_mut(&key) else {
+                continue;
+            };
+            if ks.timer != t {
+                continue;
+            }
+            expire(s, ks, key, wm, out, guard, alt);
+            if evictable(s, ks) {
+                self.keys.remove(&key);
+                stats.evicted_keys += 1;
+                continue;
+            }
+            let nc = next_check(s, ks);
+            ks.timer = nc;
+            if nc != i64::MAX {
+                self.timers.push(Reverse((nc, key)));
+            }
+        }
+    }
+
+    /// End of input: every deadline fires.
+    fn finish(&mut self, s: &SeqIr, out: &mut Vec<Violation>, guard: usize, alt: usize) {
+        let mut keys: Vec<u64> = self.keys.keys().copied().collect();
+        keys.sort_unstable();
+        for k in keys {
+            if let Some(ks) = self.keys.get_mut(&k) {
+                expire(s, ks, k, i64::MAX, out, guard, alt);
+                // A deadline exactly at i64::MAX cannot exist (times are
+                // at most 2^62 and windows below 2^62).
+            }
+        }
+        self.keys.clear();
+        self.timers.clear();
+    }
+}
+
+fn seq_relevant(s: &SeqIr) -> u64 {
+    let mut m = 0u64;
+    for st in &s.stages {
+        m |= 1 << st.cond;
+        m |= st.neg;
+    }
+    if let Some(c) = &s.count {
+        m |= 1 << c.cond;
+    }
+    if let Some(a) = &s.absence {
+        m |= 1 << a.cond;
+    }
+    m
+}
+
+impl Matcher {
+    /// A matcher over compiled guards.
+    pub fn new(guards: Vec<Compiled>, opts: MatcherOptions) -> Result<Matcher, CepError> {
+        if let Some(l) = opts.lateness_ns {
+            if !(0..MAX_TIME).contains(&l) {
+                return Err(CepError::Input(format!(
+                    "lateness {l} ns out of range (0 .. 2^62)"
+                )));
+            }
+        }
+        let mut names = Interner::default();
+        let mut attrs = Interner::default();
+        let mut gs = Vec::new();
+        let mut pred_ids = 0usize;
+        for c in guards {
+            let ms = c
+                .matchers
+                .iter()
+                .map(|m| build_em(m, &mut names, &mut attrs, &mut pred_ids))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut attr_dep = 0u64;
+            for (i, m) in ms.iter().enumerate() {
+                if !m.name_only() {
+                    attr_dep |= 1 << i;
+                }
+            }
+            let per = attrs.id(&c.per);
+            let units = c
+                .seqs
+                .iter()
+                .map(|s| Unit {
+                    rel: seq_relevant(s),
+                    keys: FxHashMap::default(),
+                    timers: BinaryHeap::new(),
+                })
+                .collect();
+            gs.push(GuardRt {
+                relevant: c.relevant(),
+                c,
+                ms,
+                name_bits: Vec::new(),
+                maybe: Vec::new(),
+                attr_dep,
+                per,
+                units,
+            });
+        }
+        let mut m = Matcher {
+            guards: gs,
+            names,
+            attrs,
+            opts,
+            wm: NONE,
+            seq: 0,
+            buf: Vec::new(),
+            out: Vec::new(),
+            late: Vec::new(),
+            stats: Stats::default(),
+            finished: false,
+            care: Vec::new(),
+            empty_name: Arc::from(""),
+            n_preds: pred_ids,
+        };
+        m.refresh_tables();
+        Ok(m)
+    }
+
+    fn refresh_tables(&mut self) {
+        let n = self.names.names.len();
+        for g in &mut self.guards {
+            for nid in g.name_bits.len()..n {
+                let (mut b, mut mb) = (0u64, 0u64);
+                let name = self.names.names.get(nid).unwrap_or(&self.empty_name);
+                for (i, m) in g.ms.iter().enumerate() {
+                    if g.attr_dep & (1 << i) == 0 {
+                        if m.eval(nid as u32, name, &[] as &[(u32, Value)]) {
+                            b |= 1 << i;
+                        }
+                    } else if m.maybe(nid as u32) {
+                        mb |= 1 << i;
+                    }
+                }
+                g.name_bits.push(b);
+                g.maybe.push(mb);
+            }
+        }
+        let any_strict = self
+            .guards
+            .iter()
+            .any(|g| g.c.contiguity == Contiguity::Strict);
+        self.care = (0..n)
+            .map(|nid| {
+                any_strict
+                    || self
+                        .guards
+                        .iter()
+                        .any(|g| (g.name_bits[nid] | g.maybe[nid]) & g.relevant != 0)
+            })
+            .collect();
+    }
+
+    /// The compiled guards, in order.
+    pub fn guards(&self) -> impl Iterator<Item = &Compiled> {
+        self.guards.iter().map(|g| &g.c)
+    }
+
+    pub fn watermark(&self) -> i64 {
+        self.wm
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.live_keys = 0;
+        s.live_runs = 0;
+        for g in &self.guards {
+            for u in &g.units {
+                s.live_keys += u.keys.len() as u64;
+                s.live_runs += u.keys.values().map(|k| k.runs.len() as u64).sum::<u64>();
+            }
+        }
+        s.buffered = self.buf.len() as u64;
+        s.watermark = self.wm;
+        s
+    }
+
+    fn check_open(&self) -> Result<(), CepError> {
+        if self.finished {
+            return Err(CepError::Finished);
+        }
+        Ok(())
+    }
+
+    /// Accept one event (already range-checked); returns false when late.
+    /// Lateness check and watermark update for one arriving event.
+    fn admit(&mut self, time: i64, seq: u64, name: u32) -> Admit {
+        self.stats.events += 1;
+        if time < self.wm {
+            self.stats.late += 1;
+            if self.late.len() < self.opts.max_late_kept {
+                self.late.push(LateEvent {
+                    seq,
+                    time,
+                    watermark: self.wm,
+                    name: self
+                        .names
+                        .names
+                        .get(name as usize)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from("")),
+                });
+            }
+            return Admit::Skip;
+        }
+        if let Some(l) = self.opts.lateness_ns {
+            self.wm = self.wm.max(time - l);
+        }
+        if !self.care.get(name as usize).copied().unwrap_or(true) {
+            return Admit::Skip;
+        }
+        // No later on-time event can be older than the watermark, so an
+        // event at or below it is matched at once when nothing waits
+        // before it (in-order input never touches the buffer).
+        if self.buf.is_empty() && time <= self.wm {
+            Admit::Now
+        } else {
+            Admit::Buffer
+        }
+    }
+
+    fn accept(&mut self, p: Pending) {
+        match self.admit(p.time, p.seq, p.name) {
+            Admit::Skip => {}
+            Admit::Now => self.process(&p),
+            Admit::Buffer => self.buf.push(p),
+        }
+    }
+
+    /// Feed events (OTLP or records); times are checked first, so a bad
+    /// event leaves the matcher unchanged.
+    pub fn feed_events(&mut self, events: &[Event]) -> Result<(), CepError> {
+        self.check_open()?;
+        for (i, e) in events.iter().enumerate() {
+            check_time(|| format!("event {i} ({})", e.name), e.time as i128)?;
+        }
+        let before = self.names.names.len();
+        for (i, e) in events.iter().enumerate() {
+            let name = self.names.id(&e.name);
+            if self.names.names.len() > self.care.len() {
+                self.refresh_tables();
+            }
+            let attrs = e
+                .attrs
+                .iter()
+                .map(|(k, v)| (self.attrs.id(k), v.clone()))
+                .collect();
+            let p = Pending {
+                time: e.time,
+                seq: self.seq,
+                name,
+                key: None,
+                attrs,
+            };
+            self.seq += 1;
+            self.accept(p);
+            if i % CHUNK == CHUNK - 1 {
+                self.refresh_if(before);
+                self.pump(false);
+            }
+        }
+        self.refresh_if(before);
+        self.pump(false);
+        Ok(())
+    }
+
+    fn refresh_if(&mut self, before: usize) {
+        if self.names.names.len() != before
+            || self
+                .guards
+                .iter()
+                .any(|g| g.name_bits.len() != self.names.names.len())
+        {
+            self.refresh_tables();
+        }
+    }
+
+    /// Feed a columnar batch: `times` (ns), partition `keys`, event `codes`
+    /// into `vocab`, and optional attribute columns.
+    pub fn feed_columns(
+        &mut self,
+        times: &[i64],
+        keys: &[i64],
+        codes: &[i64],
+        vocab: &[String],
+        columns: &[(String, Column<'_>)],
+    ) -> Result<(), CepError> {
+        self.check_open()?;
+        let n = times.len();
+        if keys.len() != n || codes.len() != n {
+            return Err(CepError::Input(format!(
+                "times, keys and codes must have the same length (got {}, {}, {})",
+                n,
+                keys.len(),
+                codes.len()
+            )));
+        }
+        for (name, c) in columns {
+            if c.len() != n {
+                return Err(CepError::Input(format!(
+                    "attribute column {name:?} has length {}, expected {n}",
+                    c.len()
+                )));
+            }
+            if let Column::Codes(v, voc) = c {
+                if let Some(i) = v.iter().position(|&x| x >= voc.len() as i64) {
+                    return Err(CepError::Input(format!(
+                        "attribute column {name:?}: code {} at index {i} is outside its vocabulary of {} strings",
+                        v[i],
+                        voc.len()
+                    )));
+                }
+            }
+        }
+        if let Some(i) = times.iter().position(|&t| !(0..=MAX_TIME).contains(&t)) {
+            return Err(CepError::TimeOutOfRange {
+                what: format!("times[{i}]"),
+                value: times[i].to_string(),
+            });
+        }
+        if let Some(i) = codes
+            .iter()
+            .position(|&c| c < 0 || c as usize >= vocab.len())
+        {
+            return Err(CepError::Input(format!(
+                "codes[{i}] = {} is not an index into the {} event names",
+                codes[i],
+                vocab.len()
+            )));
+        }
+        let map: Vec<u32> = vocab.iter().map(|v| self.names.id(v)).collect();
+        self.refresh_tables();
+        // Only columns some guard reads are copied.
+        let used: Vec<(u32, &Column<'_>)> = columns
+            .iter()
+            .filter_map(|(k, c)| self.attrs.map.get(k.as_str()).map(|&id| (id, c)))
+            .collect();
+        // Predicates on string-code columns are decided once per vocabulary
+        // entry; rows then look the outcome up by code.
+        let mut pre: Vec<Option<(&[i64], Vec<bool>)>> = vec![None; self.n_preds];
+        for g in &self.guards {
+            let mut ps = Vec::new();
+            for m in &g.ms {
+                m.preds(&mut ps);
+            }
+            for p in ps {
+                let PKey::Attr(id) = p.key else { continue };
+                let Some((_, Column::Codes(codes, voc))) = used.iter().find(|(k, _)| *k == id)
+                else {
+                    continue;
+                };
+                let table = voc
+                    .iter()
+                    .map(|sv| p.holds("", &[(id, Value::Str(Arc::from(sv.as_str())))][..]))
+                    .collect();
+                if let Some(slot) = pre.get_mut(p.id) {
+                    *slot = Some((codes, table));
+                }
+            }
+        }
+        let str_cols: Vec<Vec<Arc<str>>> = used
+            .iter()
+            .map(|(_, c)| match c {
+                Column::Codes(_, voc) => voc.iter().map(|s| Arc::from(s.as_str())).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        for i in 0..n {
+            let (t, name, seq) = (times[i], map[codes[i] as usize], self.seq);
+            self.seq += 1;
+            match self.admit(t, seq, name) {
+                Admit::Skip => {}
+                Admit::Now => {
+                    // matched in place from the columns: nothing copied
+                    let row = Row {
+                        cols: &used,
+                        row: i,
+                        pre: &pre,
+                    };
+                    self.process_at(t, seq, name, Some(keys[i]), &row);
+                }
+                Admit::Buffer => {
+                    let mut attrs = Vec::new();
+                    for (j, (id, c)) in used.iter().enumerate() {
+                        let v = match c {
+                            Column::I64(v) => Some(Value::Int(v[i])),
+                            Column::F64(v) => (!v[i].is_nan()).then(|| Value::Float(v[i])),
+                            Column::Bool(v) => Some(Value::Bool(v[i])),
+                            Column::Codes(v, _) => (v[i] >= 0)
+                                .then(|| str_cols[j].get(v[i] as usize).cloned())
+                                .flatten()
+                                .map(Value::Str),
+                        };
+                        if let Some(v) = v {
+                            attrs.push((*id, v));
+                        }
+                    }
+                    self.buf.push(Pending {
+                        time: t,
+                        seq,
+                        name,
+                        key: Some(keys[i]),
+                        attrs,
+                    });
+                }
+            }
+            if i % CHUNK == CHUNK - 1 {
+                self.pump(false);
+            }
+        }
+        self.pump(false);
+        Ok(())
+    }
+
+    /// Move the watermark to `t` (it never moves back).
+    pub fn advance_watermark(&mut self, t: i64) -> Result<(), CepError> {
+        self.check_open()?;
+        check_time(|| "watermark".into(), t as i128)?;
+        if t < self.wm {
+            return Err(CepError::WatermarkRegression {
+                current: self.wm,
+                requested: t,
+            });
+        }
+        self.wm = t;
+        self.pump(false);
+        Ok(())
+    }
+
+    /// End of input: match everything buffered, fire every deadline.
+    pub fn finish(&mut self) -> Result<(), CepError> {
+        self.check_open()?;
+        self.pump(true);
+        self.finished = true;
+        Ok(())
+    }
+
+    /// Violations found so far (sorted, duplicates across alternatives
+    /// merged), removed from the matcher.
+    pub fn drain(&mut self) -> Vec<Violation> {
+        let mut v = std::mem::take(&mut self.out);
+        v.sort_by(|a, b| {
+            (a.time, a.seq, a.guard, &a.key, a.kind, a.alternative).cmp(&(
+                b.time,
+                b.seq,
+                b.guard,
+                &b.key,
+                b.kind,
+                b.alternative,
+            ))
+        });
+        v.dedup_by(|b, a| {
+            a.time == b.time
+                && a.seq == b.seq
+                && a.guard == b.guard
+                && a.key == b.key
+                && a.kind == b.kind
+        });
+        self.stats.violations += v.len() as u64;
+        v
+    }
+
+    /// Late events recorded so far, removed from the matcher.
+    pub fn drain_late(&mut self) -> Vec<LateEvent> {
+        std::mem::take(&mut self.late)
+    }
+
+    /// Match buffered events at or below the watermark (all at the end).
+    fn pump(&mut self, all: bool) {
+        let bound = if all { i64::MAX } else { self.wm };
+        if self.buf.is_empty()
+            && !all
+            && self.guards.iter().all(|g| {
+                g.units
+                    .iter()
+                    .all(|u| u.timers.peek().map_or(true, |Reverse((t, _))| *t >= bound))
+            })
+        {
+            return;
+        }
+        if !self
+            .buf
+            .windows(2)
+            .all(|w| (w[0].time, w[0].seq) <= (w[1].time, w[1].seq))
+        {
+            self.buf.sort_unstable_by_key(|p| (p.time, p.seq));
+        }
+        let cut = if all {
+            self.buf.len()
+        } else {
+            self.buf.partition_point(|p| p.time <= bound)
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        for p in &buf[..cut] {
+            self.process(p);
+        }
+        buf.drain(..cut);
+        self.buf = buf;
+        for (gi, g) in self.guards.iter_mut().enumerate() {
+            for (ai, u) in g.units.iter_mut().enumerate() {
+                let s = &g.c.seqs[ai];
+                if all {
+                    u.finish(s, &mut self.out, gi, ai);
+                } else {
+                    u.advance(s, bound, &mut self.out, gi, ai, &mut self.stats);
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, p: &Pending) {
+        self.process_at(p.time, p.seq, p.name, p.key, &*p.attrs);
+    }
+
+    /// Step every guard over one event.
+    fn process_at<A: Attrs + ?Sized>(
+        &mut self,
+        time: i64,
+        seq: u64,
+        name: u32,
+        pkey: Option<i64>,
+        attrs: &A,
+    ) {
+        let nm: &str = self
+            .names
+            .names
+            .get(name as usize)
+            .unwrap_or(&self.empty_name);
+        let nid = name as usize;
+        for (gi, g) in self.guards.iter_mut().enumerate() {
+            let mut bits = g.name_bits.get(nid).copied().unwrap_or(0);
+            let mut maybe = g.maybe.get(nid).copied().unwrap_or(0);
+            while maybe != 0 {
+                let i = maybe.trailing_zeros();
+                maybe &= maybe - 1;
+                if g.ms[i as usize].eval(name, nm, attrs) {
+                    bits |= 1 << i;
+                }
+            }
+            let strict = g.c.contiguity == Contiguity::Strict;
+            if bits & g.relevant == 0 && !strict {
+                continue;
+            }
+            let (key, lab) = match pkey {
+                Some(k) => (k as u64, None),
+                None => match attrs.key(g.per) {
+                    Some((h, l)) => (h, Some(l)),
+                    None => {
+                        self.stats.unkeyed += 1;
+                        continue;
+                    }
+                },
+            };
+            for (ai, u) in g.units.iter_mut().enumerate() {
+                let cx = StepCtx {
+                    seq: &g.c.seqs[ai],
+                    cont: g.c.contiguity,
+                    t: time,
+                    ev_seq: seq,
+                    bits,
+                    guard: gi,
+                    alt: ai,
+                };
+                u.step(&cx, key, lab.as_ref(), &mut self.out, &mut self.stats);
+            }
+        }
+    }
+
+    /// Name of an interned event name id (for reports).
+    pub fn name_of(&self, id: u32) -> Option<&str> {
+        self.names.names.get(id as usize).map(|s| &**s)
+    }
+}

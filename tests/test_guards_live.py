@@ -1,0 +1,144 @@
+"""The OpenTelemetry SpanProcessor, and bounded state (eviction)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from maestro_core import guards
+
+otel = pytest.importorskip("opentelemetry.sdk.trace")
+from opentelemetry.trace import SpanKind  # noqa: E402
+
+
+def _provider(p: object) -> object:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tp = TracerProvider(resource=Resource.create({"service.name": "shop"}))
+    tp.add_span_processor(p)  # type: ignore[arg-type]
+    return tp
+
+
+def test_span_processor_reports_live_and_at_shutdown() -> None:
+    from maestro_core.otel import GuardSpanProcessor
+
+    seen: list[guards.Violation] = []
+    gs = [g for g in guards.shipped() if g.name in ("auth_before_write", "save_acknowledged", "request_timeout")]
+    p = GuardSpanProcessor(gs, on_violation=seen.append, lateness="200ms", interval=0.01)
+    tp = _provider(p)
+    tr = tp.get_tracer("test")  # type: ignore[attr-defined]
+    with tr.start_as_current_span("POST /orders", kind=SpanKind.SERVER):
+        with tr.start_as_current_span("authz.check"):
+            pass
+        with tr.start_as_current_span("INSERT orders", attributes={"db.operation.name": "INSERT"}):
+            pass
+    with tr.start_as_current_span("POST /orders", kind=SpanKind.SERVER) as s:
+        s.add_event("save")
+        with tr.start_as_current_span("UPDATE orders", attributes={"db.operation.name": "UPDATE", "tags": ["a", "b"]}):
+            pass
+    deadline = time.time() + 5
+    while not any(v.guard == "auth_before_write" for v in seen) and time.time() < deadline:
+        time.sleep(0.02)
+    live = [v.guard for v in seen]
+    assert live == ["auth_before_write"], live  # found live, before shutdown
+    tp.shutdown()  # type: ignore[attr-defined]
+    assert sorted(v.guard for v in seen) == ["auth_before_write", "save_acknowledged"]
+    assert p.errors == [] and p.late == 0
+    st = p.stats()
+    assert st["events"] == 6
+
+
+def test_span_processor_counts_late_spans() -> None:
+    from maestro_core.otel import GuardSpanProcessor
+
+    [g] = guards.compile("guard g { match x }")
+    p = GuardSpanProcessor([g], lateness="10ms", interval=0.01)
+    tp = _provider(p)
+    tr = tp.get_tracer("t")  # type: ignore[attr-defined]
+    with tr.start_as_current_span("x"):
+        pass
+    time.sleep(0.1)
+    old = time.time_ns() - 5_000_000_000
+    tr.start_span("x", start_time=old).end(end_time=old + 10)
+    tp.shutdown()  # type: ignore[attr-defined]
+    assert [v.guard for v in p.violations] == ["g"]
+    assert p.late == 1
+
+
+def test_state_is_evicted() -> None:
+    """1M events over 200k keys: live keys stay near those active in the window."""
+    [g] = guards.compile("guard g { within 1ms match a -> !c -> b }")
+    m = guards.Matcher([g])
+    rng = np.random.default_rng(7)
+    n, keys = 1_000_000, 200_000
+    for part in range(4):
+        t = np.arange(part * n // 4, (part + 1) * n // 4, dtype=np.int64) * 1_000  # 1 µs apart
+        k = rng.integers(0, keys, size=t.size, dtype=np.int64)
+        c = rng.integers(0, 4, size=t.size, dtype=np.int64)
+        m.feed_arrays(t, k, c, ["a", "b", "c", "d"])
+        st = m.stats()
+        # a run lives at most 1 ms = 1000 events: at most ~1000 keys hold one
+        assert st["live_keys"] <= 1100, st
+    assert m.stats()["evicted_keys"] > 150_000
+    m.finish()
+    assert m.stats()["live_keys"] == 0
+    assert len(m.violations()) > 0
+
+
+def test_doctests() -> None:
+    import doctest
+
+    from maestro_core import otel as otel_mod
+
+    for mod in (guards, otel_mod):
+        r = doctest.testmod(mod)
+        assert r.attempted > 0 and r.failed == 0, mod.__name__
+
+
+def test_violation_arrays_match_objects() -> None:
+    [g] = guards.compile("guard g { match a -> no b within 2ns | a -> c }")
+    t = np.arange(12, dtype=np.int64)
+    c = np.array([0, 2, 0, 3, 3, 3, 0, 1, 0, 2, 3, 3], dtype=np.int64)
+    k = np.array([1, 1, 2, 2, 2, 2, 1, 1, 3, 3, 3, 3], dtype=np.int64)
+    vs = []
+    arrs = []
+    for take in ("objects", "arrays"):
+        m = guards.Matcher([g])
+        m.feed_arrays(t, k, c, ["a", "b", "c", "d"])
+        m.finish()
+        if take == "objects":
+            vs = [(0, int(v.kind == "deadline"), v.time, -1 if v.seq is None else v.seq, v.key) for v in m.violations()]
+        else:
+            a = m.violation_arrays()
+            assert a["str_keys"] is None
+            arrs = list(zip(*(a[x].tolist() for x in ("guard", "kind", "time", "seq", "key"))))
+    assert vs == arrs and len(vs) >= 3
+
+
+def test_rust_span_conversion_matches_python_mapping() -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    from maestro_core.otel import span_rows
+
+    exp = InMemorySpanExporter()
+    tp = TracerProvider(resource=Resource.create({"service.name": "shop", "n": 3}))
+    tp.add_span_processor(SimpleSpanProcessor(exp))
+    tr = tp.get_tracer("scope-x")
+    with tr.start_as_current_span("root", kind=SpanKind.SERVER, attributes={"f": 1.5, "b": True, "l": [1, 2]}) as s:
+        s.add_event("ev", {"k": "v"})
+        with tr.start_as_current_span("child", kind=SpanKind.CLIENT) as c:
+            c.set_status(Status(StatusCode.ERROR, "boom"))
+    spans = list(exp.get_finished_spans())
+    rows = span_rows(spans)
+    es = guards.EventSet.from_spans(spans)
+    assert len(es) == len(rows) == 3
+    got = sorted((es.event(i)[0], es.event(i)[1], sorted(es.event(i)[2].items())) for i in range(len(es)))
+    want = sorted((t, n, sorted({k: (v if not isinstance(v, tuple) else "[1,2]") for k, v in a.items()}.items())) for t, n, a in rows)
+    assert got == want
