@@ -213,3 +213,16 @@ where
 {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(panic_to_py)?
 }
+
+/// What a non-array argument was, for "expected an array" messages:
+/// `a <dtype> array of shape <shape>` or `a <type name>`.
+pub fn describe(obj: &Bound<'_, PyAny>) -> String {
+    match (obj.getattr("dtype"), obj.getattr("shape")) {
+        (Ok(d), Ok(s)) => format!("a {d} array of shape {s}"),
+        _ => obj
+            .get_type()
+            .name()
+            .map(|n| format!("a {n}"))
+            .unwrap_or_else(|_| "another object".into()),
+    }
+}

@@ -10,6 +10,7 @@ use numpy::PyUntypedArrayMethods;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
+use crate::errors::describe;
 use crate::errors::{err, guard, run, InputError};
 
 /// A 1-D index array as `u32`, checking the range of every entry.
@@ -48,17 +49,6 @@ fn contig<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, what: &str) -> 
             "{what}: array is not contiguous (use numpy.ascontiguousarray)"
         ))
     })
-}
-
-fn describe(obj: &Bound<'_, PyAny>) -> String {
-    match (obj.getattr("dtype"), obj.getattr("shape")) {
-        (Ok(d), Ok(s)) => format!("a {d} array of shape {s}"),
-        _ => obj
-            .get_type()
-            .name()
-            .map(|n| format!("a {n}"))
-            .unwrap_or_else(|_| "another object".into()),
-    }
 }
 
 fn f64_array<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<PyReadonlyArray1<'py, f64>> {

@@ -8,6 +8,7 @@ use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntyped
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
+use crate::errors::describe;
 use crate::errors::{err, guard, run, InputError, InternalError};
 use crate::hash::alg;
 
@@ -157,16 +158,9 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 /// A 2-D uint8 numpy array, or an `InputError` naming what was given.
 fn u8_matrix<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<PyReadonlyArray2<'py, u8>> {
     obj.extract::<PyReadonlyArray2<'py, u8>>().map_err(|_| {
-        let got = match (obj.getattr("dtype"), obj.getattr("shape")) {
-            (Ok(d), Ok(s)) => format!("a {d} array of shape {s}"),
-            _ => obj
-                .get_type()
-                .name()
-                .map(|n| format!("a {n}"))
-                .unwrap_or_else(|_| "another object".into()),
-        };
         InputError::new_err(format!(
-            "{what}: expected a 2-D numpy uint8 array, got {got}"
+            "{what}: expected a 2-D numpy uint8 array, got {}",
+            describe(obj)
         ))
     })
 }
