@@ -130,8 +130,63 @@ pub struct CallableGame {
 struct PyCallable<'a> {
     evaluate: &'a Py<PyAny>,
     n: usize,
+    batch_size: usize,
     cache: &'a mut Cache,
     error: Option<PyErr>,
+}
+
+/// `SPREAD[b]` has byte `k` equal to bit `k` of `b`.
+const SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut k = 0;
+        while k < 8 {
+            if (b >> k) & 1 == 1 {
+                t[b] |= 1u64 << (8 * k);
+            }
+            k += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The coalitions `rows` of `batch` as a new `(len, n)` bool array, written
+/// in place (no intermediate buffer).
+fn bool_masks<'py>(
+    py: Python<'py>,
+    batch: &Coalitions,
+    rows: std::ops::Range<usize>,
+) -> PyResult<Bound<'py, PyArray2<bool>>> {
+    let n = batch.players();
+    let arr = PyArray2::<bool>::zeros(py, [rows.len(), n], false);
+    {
+        let mut rw = arr.try_readwrite()?;
+        let out = rw
+            .as_slice_mut()
+            .map_err(|e| InternalError::new_err(e.to_string()))?;
+        for (dst, r) in out.chunks_exact_mut(n).zip(rows) {
+            let row = batch.row(r);
+            for (chunk, &word) in dst.chunks_mut(64).zip(row) {
+                // Eight players at a time: byte `b` of the word spread to eight bools.
+                let chunk_len = chunk.len();
+                let mut bytes = chunk.chunks_exact_mut(8);
+                for (k, d8) in (&mut bytes).enumerate() {
+                    let spread = SPREAD[((word >> (8 * k)) & 0xff) as usize].to_le_bytes();
+                    for (d, &x) in d8.iter_mut().zip(&spread) {
+                        *d = x == 1;
+                    }
+                }
+                let tail = bytes.into_remainder();
+                let done = (chunk_len / 8) * 8;
+                for (b, d) in tail.iter_mut().enumerate() {
+                    *d = (word >> (done + b)) & 1 == 1;
+                }
+            }
+        }
+    }
+    Ok(arr)
 }
 
 impl Game for PyCallable<'_> {
@@ -140,29 +195,31 @@ impl Game for PyCallable<'_> {
     }
 
     fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<(), ShapleyError> {
-        let (evaluate, n, slot) = (self.evaluate, self.n, &mut self.error);
+        let (evaluate, step, slot) = (self.evaluate, self.batch_size.max(1), &mut self.error);
         self.cache.evaluate(batch, out, |misses, o| {
             Python::attach(|py| {
                 let mut call = || -> PyResult<()> {
-                    py.check_signals()?;
-                    let masks = Array2::from_shape_vec((misses.len(), n), misses.to_bools())
-                        .map_err(|e| InternalError::new_err(e.to_string()))?
-                        .into_pyarray(py);
-                    let res = evaluate.bind(py).call1((masks,))?;
-                    let arr = res.cast::<PyArray1<f64>>().map_err(|_| {
-                        InputError::new_err(
-                            "game: the evaluate wrapper must return a 1-D float64 array",
-                        )
-                    })?;
-                    let ro = arr.try_readonly()?;
-                    let vals = contiguous(&ro, "game values")?;
-                    if vals.len() != o.len() {
-                        return Err(err(ShapleyError::GameShape {
-                            expected: o.len(),
-                            got: vals.len(),
-                        }));
+                    // At most `batch_size` coalitions per call to the function.
+                    for (c, oc) in o.chunks_mut(step).enumerate() {
+                        py.check_signals()?;
+                        let start = c * step;
+                        let masks = bool_masks(py, misses, start..start + oc.len())?;
+                        let res = evaluate.bind(py).call1((masks,))?;
+                        let arr = res.cast::<PyArray1<f64>>().map_err(|_| {
+                            InputError::new_err(
+                                "game: the evaluate wrapper must return a 1-D float64 array",
+                            )
+                        })?;
+                        let ro = arr.try_readonly()?;
+                        let vals = contiguous(&ro, "game values")?;
+                        if vals.len() != oc.len() {
+                            return Err(err(ShapleyError::GameShape {
+                                expected: oc.len(),
+                                got: vals.len(),
+                            }));
+                        }
+                        oc.copy_from_slice(vals);
                     }
-                    o.copy_from_slice(vals);
                     Ok(())
                 };
                 call().map_err(|e| {
@@ -194,6 +251,7 @@ impl CallableGame {
         let mut game = PyCallable {
             evaluate: &self.evaluate,
             n: self.n,
+            batch_size: self.batch_size,
             cache: &mut cache,
             error: None,
         };
@@ -359,6 +417,7 @@ pub fn shapley_sample<'py>(
                 opts.batch = c.batch_size;
             }
             c.with_game(py, |g| {
+                g.cache.reserve_capacity(budget.min(1 << 20));
                 Ok(shapley::with_threads(threads, || {
                     shapley::sample(g, m, &opts)
                 })?)
