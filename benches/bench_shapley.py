@@ -151,7 +151,9 @@ def dividends(n: int) -> Dividends:
 
 def ours(method: str) -> Callable[[Dividends, int], np.ndarray]:
     def run(game: Dividends, seed: int) -> np.ndarray:
-        g = CallableGame(game, game.n, batch_size=4096)
+        # One game call for the whole budget, as shapiq's permutation
+        # sampler gets with batch_size=100 permutations (4900 coalitions).
+        g = CallableGame(game, game.n, batch_size=BUDGET)
         return shapley(g, method, budget=BUDGET, seed=seed).values
 
     return run

@@ -392,6 +392,16 @@ pub trait Game {
     /// Write `v(S)` of every coalition `S` of the batch into `out`
     /// (`out.len() == batch.len()`). Values must be finite.
     fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<()>;
+    /// `true` if the game keeps its own [`Cache`] across runs (then
+    /// [`Game::shared_cache`] returns it).
+    fn keeps_cache(&self) -> bool {
+        false
+    }
+    /// The game's own cache and the evaluator behind it, so that a run plans
+    /// through that one cache instead of a second one in front of it.
+    fn shared_cache(&mut self) -> Option<(&mut Cache, &mut dyn Game)> {
+        None
+    }
 }
 
 /// Check that `values` is a value table and return its number of players.
@@ -601,6 +611,12 @@ pub struct Cache {
     /// their slots.
     queued: Vec<u64>,
     pending: Vec<usize>,
+    /// Per slot: the last run ([`Cache::begin_run`]) that used it, and the
+    /// distinct coalitions the current run used (its budget charge, queued
+    /// ones included).
+    marks: Vec<u32>,
+    epoch: u32,
+    charged: usize,
     // Scratch, kept to avoid reallocating per batch.
     row_slot: Vec<usize>,
 }
@@ -626,6 +642,7 @@ impl Cache {
         Cache {
             slot,
             values: Vec::with_capacity(coalitions),
+            marks: Vec::with_capacity(coalitions),
             queued: Vec::with_capacity(coalitions.min(1 << 16) * words_for(n)),
             ..Self::default()
         }
@@ -639,6 +656,24 @@ impl Cache {
             Slots::Wide(m) => m.reserve(additional),
         }
         self.values.reserve(additional);
+        self.marks.reserve(additional);
+    }
+
+    /// Start charging a new run: from now on [`Cache::charged`] counts the
+    /// distinct coalitions reserved, whether or not an earlier run evaluated
+    /// them.
+    pub fn begin_run(&mut self) {
+        if self.epoch == u32::MAX {
+            self.marks.fill(0);
+            self.epoch = 0;
+        }
+        self.epoch += 1;
+        self.charged = 0;
+    }
+
+    /// Distinct coalitions reserved since [`Cache::begin_run`].
+    pub fn charged(&self) -> usize {
+        self.charged
     }
 
     /// Distinct coalitions evaluated through this cache.
@@ -659,8 +694,15 @@ impl Cache {
         let (s, inserted) = self.slot.get_or_insert(row, fresh);
         if inserted {
             self.values.push(f64::NAN);
+            self.marks.push(self.epoch);
+            self.charged += 1;
             self.queued.extend_from_slice(row);
             self.pending.push(s);
+        } else if let Some(m) = self.marks.get_mut(s) {
+            if *m != self.epoch {
+                *m = self.epoch;
+                self.charged += 1;
+            }
         }
         s
     }
@@ -765,6 +807,8 @@ impl Cache {
         }
         let keep = self.values.len() - self.pending.len();
         self.values.truncate(keep);
+        self.marks.truncate(keep);
+        self.charged -= self.pending.len().min(self.charged);
         self.pending.clear();
     }
 

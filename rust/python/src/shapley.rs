@@ -126,13 +126,19 @@ pub struct CallableGame {
     cache: Mutex<Cache>,
 }
 
-/// The adapter the engine sees: cache → (attach, call Python) per batch.
-struct PyCallable<'a> {
+/// The Python function behind a [`CallableGame`], without its cache.
+struct PyEval<'a> {
     evaluate: &'a Py<PyAny>,
     n: usize,
     batch_size: usize,
-    cache: &'a mut Cache,
     error: Option<PyErr>,
+}
+
+/// The adapter the engine sees: the game's cache in front of [`PyEval`]. A
+/// sampled run plans through that cache directly ([`Game::shared_cache`]).
+struct PyCallable<'a> {
+    eval: PyEval<'a>,
+    cache: &'a mut Cache,
 }
 
 /// `SPREAD[b]` has byte `k` equal to bit `k` of `b`.
@@ -152,83 +158,99 @@ const SPREAD: [u64; 256] = {
     t
 };
 
-/// The coalitions `rows` of `batch` as a new `(len, n)` bool array, written
-/// in place (no intermediate buffer).
+/// The coalitions `rows` of `batch` as a new `(len, n)` bool array: 0/1
+/// bytes written eight players at a time into one buffer that numpy takes
+/// over (no copy), viewed as bool.
 fn bool_masks<'py>(
     py: Python<'py>,
     batch: &Coalitions,
     rows: std::ops::Range<usize>,
-) -> PyResult<Bound<'py, PyArray2<bool>>> {
+) -> PyResult<Bound<'py, PyAny>> {
     let n = batch.players();
-    let arr = PyArray2::<bool>::zeros(py, [rows.len(), n], false);
-    {
-        let mut rw = arr.try_readwrite()?;
-        let out = rw
-            .as_slice_mut()
-            .map_err(|e| InternalError::new_err(e.to_string()))?;
-        for (dst, r) in out.chunks_exact_mut(n).zip(rows) {
-            let row = batch.row(r);
-            for (chunk, &word) in dst.chunks_mut(64).zip(row) {
-                // Eight players at a time: byte `b` of the word spread to eight bools.
-                let chunk_len = chunk.len();
-                let mut bytes = chunk.chunks_exact_mut(8);
-                for (k, d8) in (&mut bytes).enumerate() {
-                    let spread = SPREAD[((word >> (8 * k)) & 0xff) as usize].to_le_bytes();
-                    for (d, &x) in d8.iter_mut().zip(&spread) {
-                        *d = x == 1;
-                    }
-                }
-                let tail = bytes.into_remainder();
-                let done = (chunk_len / 8) * 8;
-                for (b, d) in tail.iter_mut().enumerate() {
-                    *d = (word >> (done + b)) & 1 == 1;
-                }
-            }
+    let mut buf: Vec<u8> = Vec::with_capacity(rows.len() * n);
+    let full_bytes = n / 8;
+    for r in rows.clone() {
+        let row = batch.row(r);
+        for k in 0..full_bytes {
+            let word = row.get(k / 8).copied().unwrap_or(0);
+            let byte = (word >> (8 * (k % 8))) & 0xff;
+            buf.extend_from_slice(&SPREAD[byte as usize].to_le_bytes());
+        }
+        for i in full_bytes * 8..n {
+            let word = row.get(i / 64).copied().unwrap_or(0);
+            buf.push(((word >> (i % 64)) & 1) as u8);
         }
     }
-    Ok(arr)
+    let arr = Array2::from_shape_vec((rows.len(), n), buf)
+        .map_err(|e| InternalError::new_err(e.to_string()))?
+        .into_pyarray(py);
+    arr.call_method1("view", (numpy::dtype::<bool>(py),))
 }
 
-impl Game for PyCallable<'_> {
+impl Game for PyEval<'_> {
     fn players(&self) -> usize {
         self.n
     }
 
-    fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<(), ShapleyError> {
+    fn evaluate(&mut self, misses: &Coalitions, o: &mut [f64]) -> Result<(), ShapleyError> {
         let (evaluate, step, slot) = (self.evaluate, self.batch_size.max(1), &mut self.error);
-        self.cache.evaluate(batch, out, |misses, o| {
-            Python::attach(|py| {
-                let mut call = || -> PyResult<()> {
-                    // At most `batch_size` coalitions per call to the function.
-                    for (c, oc) in o.chunks_mut(step).enumerate() {
-                        py.check_signals()?;
-                        let start = c * step;
-                        let masks = bool_masks(py, misses, start..start + oc.len())?;
-                        let res = evaluate.bind(py).call1((masks,))?;
-                        let arr = res.cast::<PyArray1<f64>>().map_err(|_| {
-                            InputError::new_err(
-                                "game: the evaluate wrapper must return a 1-D float64 array",
-                            )
-                        })?;
-                        let ro = arr.try_readonly()?;
-                        let vals = contiguous(&ro, "game values")?;
-                        if vals.len() != oc.len() {
-                            return Err(err(ShapleyError::GameShape {
-                                expected: oc.len(),
-                                got: vals.len(),
-                            }));
-                        }
-                        oc.copy_from_slice(vals);
+        if misses.len() != o.len() {
+            return Err(ShapleyError::GameShape {
+                expected: misses.len(),
+                got: o.len(),
+            });
+        }
+        Python::attach(|py| {
+            let mut call = || -> PyResult<()> {
+                // At most `batch_size` coalitions per call to the function.
+                for (c, oc) in o.chunks_mut(step).enumerate() {
+                    py.check_signals()?;
+                    let start = c * step;
+                    let masks = bool_masks(py, misses, start..start + oc.len())?;
+                    let res = evaluate.bind(py).call1((masks,))?;
+                    let arr = res.cast::<PyArray1<f64>>().map_err(|_| {
+                        InputError::new_err(
+                            "game: the evaluate wrapper must return a 1-D float64 array",
+                        )
+                    })?;
+                    let ro = arr.try_readonly()?;
+                    let vals = contiguous(&ro, "game values")?;
+                    if vals.len() != oc.len() {
+                        return Err(err(ShapleyError::GameShape {
+                            expected: oc.len(),
+                            got: vals.len(),
+                        }));
                     }
-                    Ok(())
-                };
-                call().map_err(|e| {
-                    let msg = e.to_string();
-                    *slot = Some(e);
-                    ShapleyError::Game(msg)
-                })
+                    oc.copy_from_slice(vals);
+                }
+                Ok(())
+            };
+            call().map_err(|e| {
+                let msg = e.to_string();
+                *slot = Some(e);
+                ShapleyError::Game(msg)
             })
         })
+    }
+}
+
+impl Game for PyCallable<'_> {
+    fn players(&self) -> usize {
+        self.eval.n
+    }
+
+    fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<(), ShapleyError> {
+        let eval = &mut self.eval;
+        self.cache
+            .evaluate(batch, out, |misses, o| eval.evaluate(misses, o))
+    }
+
+    fn keeps_cache(&self) -> bool {
+        true
+    }
+
+    fn shared_cache(&mut self) -> Option<(&mut Cache, &mut dyn Game)> {
+        Some((&mut *self.cache, &mut self.eval))
     }
 }
 
@@ -249,14 +271,16 @@ impl CallableGame {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
         };
         let mut game = PyCallable {
-            evaluate: &self.evaluate,
-            n: self.n,
-            batch_size: self.batch_size,
+            eval: PyEval {
+                evaluate: &self.evaluate,
+                n: self.n,
+                batch_size: self.batch_size,
+                error: None,
+            },
             cache: &mut cache,
-            error: None,
         };
         let res = run(py, || f(&mut game));
-        match (res, game.error.take()) {
+        match (res, game.eval.error.take()) {
             (Err(_), Some(original)) => Err(original),
             (res, _) => res,
         }
@@ -417,7 +441,6 @@ pub fn shapley_sample<'py>(
                 opts.batch = c.batch_size;
             }
             c.with_game(py, |g| {
-                g.cache.reserve_capacity(budget.min(1 << 20));
                 Ok(shapley::with_threads(threads, || {
                     shapley::sample(g, m, &opts)
                 })?)

@@ -191,29 +191,55 @@ impl Options {
     }
 }
 
-/// A game behind the per-run cache.
-struct Run<'g, G: Game + ?Sized> {
-    game: &'g mut G,
-    cache: Cache,
+/// The run's cache: its own, or the one a game keeps across runs.
+enum RunCache<'g> {
+    Own(Cache),
+    Shared(&'g mut Cache),
+}
+
+impl std::ops::Deref for RunCache<'_> {
+    type Target = Cache;
+    fn deref(&self) -> &Cache {
+        match self {
+            RunCache::Own(c) => c,
+            RunCache::Shared(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for RunCache<'_> {
+    fn deref_mut(&mut self) -> &mut Cache {
+        match self {
+            RunCache::Own(c) => c,
+            RunCache::Shared(c) => c,
+        }
+    }
+}
+
+/// A game behind the run's cache.
+struct Run<'g> {
+    game: &'g mut dyn Game,
+    cache: RunCache<'g>,
     n: usize,
     words: usize,
 }
 
-impl<G: Game + ?Sized> Run<'_, G> {
+impl Run<'_> {
     /// Evaluate every queued coalition in one call to the game.
     fn flush(&mut self) -> Result<()> {
         let game = &mut *self.game;
         self.cache.flush(self.n, |b, o| game.evaluate(b, o))
     }
 
+    /// Distinct coalitions this run used (evaluated now or by an earlier
+    /// run of a game that keeps its cache), queued ones included: what the
+    /// budget is charged.
     fn used(&self) -> usize {
-        self.cache.evaluations()
+        self.cache.charged()
     }
 
-    /// Evaluated plus queued: what the budget is charged once queued
-    /// coalitions are flushed.
     fn planned(&self) -> usize {
-        self.cache.evaluations() + self.cache.queued()
+        self.cache.charged()
     }
 }
 
@@ -223,7 +249,7 @@ impl<G: Game + ?Sized> Run<'_, G> {
 const PLAN_ROWS: usize = 1 << 16;
 
 /// Estimate the Shapley values of `game` with `method` (see the module docs).
-pub fn sample<G: Game + ?Sized>(game: &mut G, method: Method, opts: &Options) -> Result<Estimate> {
+pub fn sample<G: Game>(game: &mut G, method: Method, opts: &Options) -> Result<Estimate> {
     let n = game.players();
     if n == 0 || n > MAX_PLAYERS {
         return Err(ShapleyError::PlayerCount {
@@ -243,12 +269,30 @@ pub fn sample<G: Game + ?Sized>(game: &mut G, method: Method, opts: &Options) ->
         });
     }
     let words = super::words_for(n);
-    let mut run = Run {
-        game,
-        cache: Cache::with_capacity(n, opts.budget.min(1 << 20)),
-        n,
-        words,
+    let room = opts.budget.min(1 << 20);
+    let mut run = if game.keeps_cache() {
+        let Some((cache, game)) = game.shared_cache() else {
+            return Err(ShapleyError::Invalid {
+                what: "game",
+                reason: "it keeps a cache but did not lend it".into(),
+            });
+        };
+        cache.reserve_capacity(room);
+        Run {
+            game,
+            cache: RunCache::Shared(cache),
+            n,
+            words,
+        }
+    } else {
+        Run {
+            game,
+            cache: RunCache::Own(Cache::with_capacity(n, room)),
+            n,
+            words,
+        }
     };
+    run.cache.begin_run();
     // v(∅) and v(N) are queued now and evaluated with the first batch (one
     // call to the game fewer).
     let mut row = vec![0u64; words];
@@ -334,12 +378,7 @@ fn orders(method: Method, n: usize) -> usize {
     }
 }
 
-fn permutations<G: Game + ?Sized>(
-    run: &mut Run<'_, G>,
-    method: Method,
-    opts: &Options,
-    ends: Ends,
-) -> Result<Estimate> {
+fn permutations(run: &mut Run<'_>, method: Method, opts: &Options, ends: Ends) -> Result<Estimate> {
     let (n, words) = (run.n, run.words);
     let p = orders(method, n);
     let rows_per = p * (n - 1);
@@ -796,7 +835,7 @@ fn floyd(rng: &mut Rng, z: &mut [u64], n: usize, k: usize) {
     }
 }
 
-fn kernel<G: Game + ?Sized>(run: &mut Run<'_, G>, opts: &Options, ends: Ends) -> Result<Estimate> {
+fn kernel(run: &mut Run<'_>, opts: &Options, ends: Ends) -> Result<Estimate> {
     let (n, words) = (run.n, run.words);
     let nf = n as f64;
     // Shapley kernel mass of each size: q(s) ∝ 1 / (s (n − s)).
@@ -881,7 +920,7 @@ fn kernel<G: Game + ?Sized>(run: &mut Run<'_, G>, opts: &Options, ends: Ends) ->
     let mut full = f64::NAN;
     let mut b_det = vec![0.0; n];
     // After the first flush: v(∅), v(N) and b_det are known.
-    let mut fold_det = |run: &Run<'_, G>, empty: &mut f64, full: &mut f64, b_det: &mut [f64]| {
+    let mut fold_det = |run: &Run<'_>, empty: &mut f64, full: &mut f64, b_det: &mut [f64]| {
         (*empty, *full) = ends.values(&run.cache);
         for (row, &(slot, kappa)) in enum_rows.chunks_exact(words).zip(&enum_slots) {
             let y = run.cache.value(slot) - *empty;
