@@ -20,8 +20,9 @@
 //!   stratified by coalition size (structured random sampling: every player
 //!   takes every position once per unit, van Campen et al., 2018) and
 //!   KernelSHAP regression (Lundberg & Lee, 2017) with paired sampling, exact
-//!   treatment of the smallest and largest coalition sizes and a
-//!   delta-method (sandwich) variance (Covert & Lee, 2021). Sampling stops at
+//!   treatment of the smallest and largest coalition sizes, the other sizes
+//!   stratified and drawn without replacement (Neyman allocation after a
+//!   pilot), and a delta-method (sandwich) variance (Covert & Lee, 2021). Sampling stops at
 //!   a requested confidence-interval width or at the evaluation budget.
 //!
 //! ## Conventions
@@ -948,6 +949,45 @@ mod tests {
         }
         let q = Coalitions::from_bytes(2, &[0, 1]).unwrap();
         assert!(g.evaluate(&q, &mut [0.0]).is_err());
+    }
+
+    #[test]
+    fn cache_plans_runs_and_charges_each_run() {
+        let mut cache = Cache::with_capacity(3, 8);
+        cache.begin_run();
+        let a = cache.reserve(&[0b001]);
+        let b = cache.reserve(&[0b110]);
+        assert_eq!(cache.reserve(&[0b001]), a);
+        assert_eq!(
+            (cache.queued(), cache.charged(), cache.evaluations()),
+            (2, 2, 0)
+        );
+        let mut calls = 0;
+        cache
+            .flush(3, |batch, out| {
+                calls += 1;
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = batch.row(r)[0] as f64;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(calls, 1);
+        assert_eq!((cache.value(a), cache.value(b)), (1.0, 6.0));
+        assert_eq!((cache.queued(), cache.evaluations()), (0, 2));
+        // A new run is charged for what it uses, evaluated before or not.
+        cache.begin_run();
+        assert_eq!(cache.charged(), 0);
+        cache.reserve(&[0b110]);
+        cache.reserve(&[0b110]);
+        assert_eq!((cache.charged(), cache.queued()), (1, 0));
+        // A failed flush forgets what it queued, and its charge.
+        cache.reserve(&[0b111]);
+        assert!(cache
+            .flush(3, |_, _| Err(ShapleyError::Game("boom".into())))
+            .is_err());
+        assert_eq!((cache.charged(), cache.queued(), cache.len()), (1, 0, 2));
+        assert_eq!(cache.get(&[0b111]), None);
     }
 
     #[test]

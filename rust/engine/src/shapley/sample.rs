@@ -9,16 +9,31 @@
 //! | `permutation` | one random order; marginal contribution of each player on entering | `n − 1` |
 //! | `antithetic`  | an order and its reverse (averaged)               | `2(n − 1)`              |
 //! | `stratified`  | an order and its `n` rotations: each player enters at every position (i.e. after a predecessor set of every size) exactly once | `n(n − 1)` |
-//! | `kernel`      | a coalition drawn from the Shapley kernel and its complement (paired sampling) | 2 |
+//! | `kernel`      | a coalition `z` of a sampled size pair `{s, n − s}` and its complement (paired sampling) | 2 |
 //!
 //! The permutation family gives per-unit vectors that already add up to
 //! `v(N) − v(∅)`, so the estimates are efficient by construction. KernelSHAP
 //! solves the constrained weighted least squares
-//! `min Σ_z k(z)(v(z) − v(∅) − zᵀφ)²` subject to `1ᵀφ = v(N) − v(∅)`, with the
-//! coalition sizes whose expected sample count exceeds their number
-//! enumerated exactly (the "border trick" of the reference implementation),
-//! and a delta-method variance: `Var φ̂ ≈ P Cov(h) P / m`, where `P` projects
-//! the inverse design onto the constraint and `h` is a pair's residual term.
+//! `min Σ_z k(z)(v(z) − v(∅) − zᵀφ)²` subject to `1ᵀφ = v(N) − v(∅)`:
+//! * the coalition sizes whose expected sample count exceeds their number are
+//!   enumerated exactly (the "border trick" of the reference
+//!   implementation); they carry no sampling variance;
+//! * the other sizes are sampled stratified by size pair `{s, n − s}`, each
+//!   stratum's pairs drawn uniformly *without replacement*, two per stratum
+//!   first, then a pilot third of the pairs allocated in proportion to the
+//!   kernel mass and the rest by Neyman allocation on the pilot's spread of
+//!   each stratum's influence terms (budgets too small for two pairs per
+//!   stratum fall back to i.i.d. pairs from the kernel);
+//! * a delta-method variance from the sampled part only:
+//!   `Var φ̂ ≈ Σ_strata (1 − m/N) s²(g)/m`, `g = (M/2)(e_z − e_z̄) P z` for a
+//!   stratum of kernel mass `M`, `m` of `N` pairs drawn, `P` the inverse
+//!   design projected onto the constraint; `units − strata` degrees of
+//!   freedom.
+//!
+//! Planning: samplers reserve coalitions in the run's cache as they build
+//! units (deduplicating at once) and flush the queue in one call to the game
+//! per batch; `v(∅)` and `v(N)` go with the first one. With a fixed budget
+//! and a large enough batch, a run of the permutation family is one call.
 //!
 //! Budget: the number of *distinct* coalitions evaluated in the run (`v(∅)`
 //! and `v(N)` included). A batch is only started if its worst-case cost fits,
@@ -1315,6 +1330,125 @@ mod tests {
         assert!(e.evaluations < 200_000);
         for (lo, hi) in e.ci_low.iter().zip(&e.ci_high) {
             assert!(hi - lo <= 2.0);
+        }
+    }
+
+    /// `Square` behind a cache it keeps across runs, counting its calls.
+    struct Keeps {
+        cache: Cache,
+        inner: Square,
+        calls: usize,
+    }
+
+    struct Counted<'a>(&'a mut Square, &'a mut usize);
+
+    impl Game for Counted<'_> {
+        fn players(&self) -> usize {
+            self.0.players()
+        }
+        fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<()> {
+            *self.1 += 1;
+            self.0.evaluate(batch, out)
+        }
+    }
+
+    impl Game for Keeps {
+        fn players(&self) -> usize {
+            self.inner.players()
+        }
+        fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<()> {
+            let (inner, calls) = (&mut self.inner, &mut self.calls);
+            self.cache
+                .evaluate(batch, out, |b, o| Counted(inner, calls).evaluate(b, o))
+        }
+        fn keeps_cache(&self) -> bool {
+            true
+        }
+        fn shared_cache(&mut self) -> Option<(&mut Cache, &mut dyn Game)> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_game_that_lends_no_cache_is_an_error_not_a_panic() {
+        let mut g = Keeps {
+            cache: Cache::new(),
+            inner: Square(vec![1.0; 5]),
+            calls: 0,
+        };
+        assert!(matches!(
+            sample(&mut g, Method::Kernel, &Options::default()),
+            Err(ShapleyError::Invalid { .. })
+        ));
+    }
+
+    struct Raw<'a> {
+        inner: &'a mut Square,
+        calls: &'a mut usize,
+    }
+
+    impl Game for Raw<'_> {
+        fn players(&self) -> usize {
+            self.inner.players()
+        }
+        fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<()> {
+            *self.calls += 1;
+            self.inner.evaluate(batch, out)
+        }
+    }
+
+    #[test]
+    fn runs_through_a_shared_cache_match_and_are_charged_per_run() {
+        let w: Vec<f64> = (0..30).map(|i| (i as f64 - 9.0) / 5.0).collect();
+        for m in ALL {
+            let opts = Options {
+                budget: 4000,
+                seed: 5,
+                batch: 4000,
+                ..Options::default()
+            };
+            let own = sample(&mut Square(w.clone()), m, &opts).unwrap();
+            let mut cache = Cache::new();
+            let mut inner = Square(w.clone());
+            let mut calls = 0;
+            let mut runs = Vec::new();
+            for _ in 0..2 {
+                let mut g = SharedRef {
+                    cache: &mut cache,
+                    raw: Raw {
+                        inner: &mut inner,
+                        calls: &mut calls,
+                    },
+                };
+                runs.push(sample(&mut g, m, &opts).unwrap());
+            }
+            assert_eq!(runs[0], own, "{m:?}");
+            // The second run finds everything cached but is charged the same.
+            assert_eq!(runs[1], own, "{m:?}");
+            if m != Method::Kernel {
+                assert_eq!(calls, 1, "{m:?}: one call to the game for the whole budget");
+            }
+        }
+    }
+
+    struct SharedRef<'a> {
+        cache: &'a mut Cache,
+        raw: Raw<'a>,
+    }
+
+    impl Game for SharedRef<'_> {
+        fn players(&self) -> usize {
+            self.raw.players()
+        }
+        fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<()> {
+            let raw = &mut self.raw;
+            self.cache.evaluate(batch, out, |b, o| raw.evaluate(b, o))
+        }
+        fn keeps_cache(&self) -> bool {
+            true
+        }
+        fn shared_cache(&mut self) -> Option<(&mut Cache, &mut dyn Game)> {
+            Some((&mut *self.cache, &mut self.raw))
         }
     }
 
