@@ -1047,7 +1047,7 @@ fn kernel(run: &mut Run<'_>, opts: &Options, ends: Ends) -> Result<Estimate> {
             } else {
                 priority(st)
             };
-            if best.is_none_or(|(_, bp)| p > bp) {
+            if best.map_or(true, |(_, bp)| p > bp) {
                 best = Some((i, p));
             }
         }
