@@ -87,7 +87,7 @@ def section(data: dict, command: str) -> tuple[str, list[str]]:
         e0 = ours["extra_info"].get("rmse")
         out += [f"### {name}: {ours['extra_info']['workload']}", ""]
         err = e0 is not None
-        hdr = "| implementation | role | median | min | rounds | time / ours |" + (" RMSE (mean over seeds) |" if err else "") + " goal | |"
+        hdr = "| implementation | role | median | min | rounds | time / ours |" + (" RMSE: mean over seeds ± its SE (sd) |" if err else "") + " goal | |"
         out += [hdr, "|" + "---|" * (hdr.count("|") - 1)]
         for r in rows:
             info, st = r["extra_info"], r["stats"]
@@ -116,7 +116,8 @@ def section(data: dict, command: str) -> tuple[str, list[str]]:
             cells = [f"**{info['impl']}**" if r is ours else info["impl"], info["role"], fmt_t(st["median"]),
                      fmt_t(st["min"]), str(st["rounds"]), "1" if r is ours else fmt_r(ratio)]
             if err:
-                cells.append(f"{info['rmse']:.4f} ± {info['rmse_sd']:.4f}")
+                k = max(int(info.get("seeds", 1)), 1)
+                cells.append(f"{info['rmse']:.4f} ± {info['rmse_sd'] / k ** 0.5:.4f} ({info['rmse_sd']:.4f})")
             cells += [f">= {goal:g}x" if goal else "", "see goals" if goal else ""]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")

@@ -447,6 +447,38 @@ def test_callable_game_batches_and_caches() -> None:
     assert g.evaluations == 0
 
 
+@pytest.mark.parametrize("method", ["permutation", "antithetic"])
+def test_a_fixed_budget_is_one_call_when_the_batch_allows(method: str) -> None:
+    seen: list[int] = []
+
+    def v(masks: np.ndarray) -> np.ndarray:
+        seen.append(len(masks))
+        return masks.sum(1) ** 2.0
+
+    g = CallableGame(v, 40, batch_size=3000)
+    r = shapley(g, method, budget=3000, seed=3)
+    assert len(seen) == 1 and seen[0] == r.evaluations <= 3000  # v(∅), v(N) and every unit at once
+    small = CallableGame(v, 40, batch_size=500)
+    seen.clear()
+    assert shapley(small, method, budget=3000, seed=3).values.tobytes() == r.values.tobytes()
+    assert max(seen) <= 500 and sum(seen) == r.evaluations
+
+
+def test_a_callable_game_is_freed_without_the_cyclic_collector() -> None:
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        g = CallableGame(lambda m: m.sum(1).astype(float), 5)
+        shapley(g, "kernel", budget=40)
+        ref = weakref.ref(g)
+        del g
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
 def test_change_set_attributes_the_kpi_delta() -> None:
     base = {"cache": True, "workers": 4, "image": "v1", "region": "eu"}
     new = {"cache": False, "workers": 2, "image": "v1", "debug": True}

@@ -67,6 +67,7 @@ import os
 import shlex
 import signal
 import subprocess
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -363,6 +364,16 @@ class SparseGame:
         return f"SparseGame(n_players={self.n_players}, measured={self.measured})"
 
 
+def _evaluator(ref: weakref.ReferenceType[CallableGame]) -> Callable[[np.ndarray], np.ndarray]:
+    def evaluate(masks: np.ndarray) -> np.ndarray:
+        game = ref()
+        if game is None:  # pragma: no cover - the native game lives inside the object
+            raise GameError("the game object no longer exists")
+        return game._evaluate(masks)
+
+    return evaluate
+
+
 class CallableGame:
     """A game computed by a Python function, in batches, with a cache.
 
@@ -406,7 +417,10 @@ class CallableGame:
         self.names: tuple[str, ...] = _names(names, n)
         self._fn = fn
         self._batched = batched
-        self._inner = _native.CallableGame(self._evaluate, n, bs)
+        # The native game holds only a weak reference back to this object: a
+        # bound method would make a reference cycle, so every game (and its
+        # cache) would wait for the cyclic garbage collector to be freed.
+        self._inner = _native.CallableGame(_evaluator(weakref.ref(self)), n, bs)
 
     @property
     def evaluations(self) -> int:

@@ -20,8 +20,9 @@
 //!   stratified by coalition size (structured random sampling: every player
 //!   takes every position once per unit, van Campen et al., 2018) and
 //!   KernelSHAP regression (Lundberg & Lee, 2017) with paired sampling, exact
-//!   treatment of the smallest and largest coalition sizes and a
-//!   delta-method (sandwich) variance (Covert & Lee, 2021). Sampling stops at
+//!   treatment of the smallest and largest coalition sizes, the other sizes
+//!   stratified and drawn without replacement (Neyman allocation after a
+//!   pilot), and a delta-method (sandwich) variance (Covert & Lee, 2021). Sampling stops at
 //!   a requested confidence-interval width or at the evaluation budget.
 //!
 //! ## Conventions
@@ -171,6 +172,27 @@ impl Slots {
         }
         if let Slots::Wide(m) = self {
             m.insert(row.into(), slot);
+        }
+    }
+
+    /// The slot of `row`, inserting `fresh` when it is absent; `true` if it was inserted.
+    #[inline]
+    fn get_or_insert(&mut self, row: &[u64], fresh: usize) -> (usize, bool) {
+        if let (Slots::Word(m), &[w]) = (&mut *self, row) {
+            return match m.entry(w) {
+                std::collections::hash_map::Entry::Occupied(o) => (*o.get(), false),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(fresh);
+                    (fresh, true)
+                }
+            };
+        }
+        match self.get(row) {
+            Some(s) => (s, false),
+            None => {
+                self.insert(row, fresh);
+                (fresh, true)
+            }
         }
     }
 
@@ -343,6 +365,7 @@ impl Coalitions {
         &self.data
     }
 
+    #[cfg(test)]
     pub(crate) fn raw_mut(&mut self) -> &mut [u64] {
         &mut self.data
     }
@@ -370,6 +393,16 @@ pub trait Game {
     /// Write `v(S)` of every coalition `S` of the batch into `out`
     /// (`out.len() == batch.len()`). Values must be finite.
     fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<()>;
+    /// `true` if the game keeps its own [`Cache`] across runs (then
+    /// [`Game::shared_cache`] returns it).
+    fn keeps_cache(&self) -> bool {
+        false
+    }
+    /// The game's own cache and the evaluator behind it, so that a run plans
+    /// through that one cache instead of a second one in front of it.
+    fn shared_cache(&mut self) -> Option<(&mut Cache, &mut dyn Game)> {
+        None
+    }
 }
 
 /// Check that `values` is a value table and return its number of players.
@@ -563,16 +596,30 @@ impl Game for SparseGame {
 
 /// Remembers coalition values so each distinct coalition is evaluated once.
 ///
-/// [`Cache::evaluate`] forwards only the coalitions it has not seen (each
-/// once, in first-seen order) to the game, in one call.
+/// Two ways in:
+/// * [`Cache::evaluate`] forwards only the coalitions of a batch it has not
+///   seen (each once, in first-seen order) to the game, in one call;
+/// * [`Cache::reserve`] gives a coalition its slot at once and queues it if it
+///   is new; [`Cache::flush`] then evaluates everything queued in one call.
+///   Samplers use this to plan a whole run (or a large part of it) and make
+///   one call to the game, deduplicating as they go.
 #[derive(Debug, Clone, Default)]
 pub struct Cache {
     slot: Slots,
     values: Vec<f64>,
     evaluations: usize,
+    /// Queued (reserved, not yet evaluated) coalitions, row after row, and
+    /// their slots.
+    queued: Vec<u64>,
+    pending: Vec<usize>,
+    /// Per slot: the last run ([`Cache::begin_run`]) that used it, and the
+    /// distinct coalitions the current run used (its budget charge, queued
+    /// ones included).
+    marks: Vec<u32>,
+    epoch: u32,
+    charged: usize,
     // Scratch, kept to avoid reallocating per batch.
     row_slot: Vec<usize>,
-    pending: Vec<usize>,
 }
 
 impl Cache {
@@ -580,14 +627,153 @@ impl Cache {
         Self::default()
     }
 
+    /// A cache pre-sized for about `coalitions` coalitions of `n` players.
+    pub fn with_capacity(n: usize, coalitions: usize) -> Self {
+        let slot = if words_for(n) == 1 {
+            Slots::Word(HashMap::with_capacity_and_hasher(
+                coalitions,
+                Default::default(),
+            ))
+        } else {
+            Slots::Wide(KeyMap::with_capacity_and_hasher(
+                coalitions,
+                Default::default(),
+            ))
+        };
+        Cache {
+            slot,
+            values: Vec::with_capacity(coalitions),
+            marks: Vec::with_capacity(coalitions),
+            queued: Vec::with_capacity(coalitions.min(1 << 16) * words_for(n)),
+            ..Self::default()
+        }
+    }
+
+    /// Make room for `additional` more coalitions (avoids rehashing while a
+    /// run of known budget fills the cache).
+    pub fn reserve_capacity(&mut self, additional: usize) {
+        match &mut self.slot {
+            Slots::Word(m) => m.reserve(additional),
+            Slots::Wide(m) => m.reserve(additional),
+        }
+        self.values.reserve(additional);
+        self.marks.reserve(additional);
+    }
+
+    /// Start charging a new run: from now on [`Cache::charged`] counts the
+    /// distinct coalitions reserved, whether or not an earlier run evaluated
+    /// them.
+    pub fn begin_run(&mut self) {
+        if self.epoch == u32::MAX {
+            self.marks.fill(0);
+            self.epoch = 0;
+        }
+        self.epoch += 1;
+        self.charged = 0;
+    }
+
+    /// Distinct coalitions reserved since [`Cache::begin_run`].
+    pub fn charged(&self) -> usize {
+        self.charged
+    }
+
     /// Distinct coalitions evaluated through this cache.
     pub fn evaluations(&self) -> usize {
         self.evaluations
     }
 
+    /// Coalitions queued by [`Cache::reserve`] and not evaluated yet.
+    pub fn queued(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The slot of `row`. A coalition not seen before is queued for the next
+    /// [`Cache::flush`]; its value is not available until then.
+    #[inline]
+    pub fn reserve(&mut self, row: &[u64]) -> usize {
+        let fresh = self.values.len();
+        let (s, inserted) = self.slot.get_or_insert(row, fresh);
+        if inserted {
+            self.values.push(f64::NAN);
+            self.marks.push(self.epoch);
+            self.charged += 1;
+            self.queued.extend_from_slice(row);
+            self.pending.push(s);
+        } else if let Some(m) = self.marks.get_mut(s) {
+            if *m != self.epoch {
+                *m = self.epoch;
+                self.charged += 1;
+            }
+        }
+        s
+    }
+
+    /// Value of a slot returned by [`Cache::reserve`] (NaN while queued).
+    #[inline]
+    pub fn value(&self, slot: usize) -> f64 {
+        self.values.get(slot).copied().unwrap_or(f64::NAN)
+    }
+
+    /// Evaluate the queued coalitions (of `n` players) with one call to
+    /// `eval`, whose values are checked to be finite. On an error nothing
+    /// queued is kept, so the cache stays usable.
+    pub fn flush<F>(&mut self, n: usize, mut eval: F) -> Result<()>
+    where
+        F: FnMut(&Coalitions, &mut [f64]) -> Result<()>,
+    {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let misses = Coalitions {
+            n,
+            words: words_for(n),
+            data: std::mem::take(&mut self.queued),
+        };
+        let mut got = vec![0.0; misses.len()];
+        let res = if misses.len() != self.pending.len() {
+            Err(ShapleyError::Invalid {
+                what: "cache",
+                reason: format!(
+                    "{} queued coalitions of {n} players for {} slots",
+                    misses.len(),
+                    self.pending.len()
+                ),
+            })
+        } else {
+            eval(&misses, &mut got)
+        };
+        let res = res.and_then(|()| match got.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(r) => Err(ShapleyError::GameValue {
+                coalition: coalition_string(misses.row(r), n),
+                value: got.get(r).copied().unwrap_or(f64::NAN),
+            }),
+        });
+        if let Err(e) = res {
+            self.forget_pending(&misses);
+            self.reuse(misses);
+            return Err(e);
+        }
+        for (&s, &v) in self.pending.iter().zip(&got) {
+            if let Some(x) = self.values.get_mut(s) {
+                *x = v;
+            }
+        }
+        self.evaluations += self.pending.len();
+        self.pending.clear();
+        self.reuse(misses);
+        Ok(())
+    }
+
+    fn reuse(&mut self, misses: Coalitions) {
+        let mut buf = misses.data;
+        buf.clear();
+        self.queued = buf;
+    }
+
     /// Values of `batch` into `out`, calling `eval` once on the coalitions not
     /// seen before. `eval`'s values are checked to be finite.
-    pub fn evaluate<F>(&mut self, batch: &Coalitions, out: &mut [f64], mut eval: F) -> Result<()>
+    pub fn evaluate<F>(&mut self, batch: &Coalitions, out: &mut [f64], eval: F) -> Result<()>
     where
         F: FnMut(&Coalitions, &mut [f64]) -> Result<()>,
     {
@@ -597,47 +783,22 @@ impl Cache {
                 got: out.len(),
             });
         }
-        self.row_slot.clear();
-        self.pending.clear();
-        let mut misses = Coalitions::new(batch.players());
-        for r in 0..batch.len() {
-            let row = batch.row(r);
-            let s = match self.slot.get(row) {
-                Some(s) => s,
-                None => {
-                    let s = self.values.len();
-                    self.values.push(f64::NAN);
-                    self.slot.insert(row, s);
-                    misses.push(row);
-                    self.pending.push(s);
-                    s
-                }
-            };
-            self.row_slot.push(s);
-        }
-        if !misses.is_empty() {
-            let mut got = vec![0.0; misses.len()];
-            if let Err(e) = eval(&misses, &mut got) {
-                self.forget_pending(&misses);
-                return Err(e);
+        let mut row_slot = std::mem::take(&mut self.row_slot);
+        row_slot.clear();
+        row_slot.extend(
+            batch
+                .raw()
+                .chunks_exact(batch.words())
+                .map(|row| self.reserve(row)),
+        );
+        let res = self.flush(batch.players(), eval);
+        if res.is_ok() {
+            for (o, &s) in out.iter_mut().zip(&row_slot) {
+                *o = self.value(s);
             }
-            if let Some(r) = got.iter().position(|v| !v.is_finite()) {
-                let value = got.get(r).copied().unwrap_or(f64::NAN);
-                let coalition = coalition_string(misses.row(r), misses.players());
-                self.forget_pending(&misses);
-                return Err(ShapleyError::GameValue { coalition, value });
-            }
-            for (&s, &v) in self.pending.iter().zip(&got) {
-                if let Some(x) = self.values.get_mut(s) {
-                    *x = v;
-                }
-            }
-            self.evaluations += misses.len();
         }
-        for (o, &s) in out.iter_mut().zip(&self.row_slot) {
-            *o = self.values.get(s).copied().unwrap_or(f64::NAN);
-        }
-        Ok(())
+        self.row_slot = row_slot;
+        res
     }
 
     /// Undo the placeholders of a failed batch, so the cache stays usable.
@@ -645,22 +806,28 @@ impl Cache {
         for r in 0..misses.len() {
             self.slot.remove(misses.row(r));
         }
-        let keep = self.values.len() - misses.len();
+        let keep = self.values.len() - self.pending.len();
         self.values.truncate(keep);
+        self.marks.truncate(keep);
+        self.charged -= self.pending.len().min(self.charged);
+        self.pending.clear();
     }
 
     /// Look a coalition up without evaluating it.
     pub fn get(&self, row: &[u64]) -> Option<f64> {
-        self.slot.get(row).and_then(|s| self.values.get(s).copied())
+        self.slot
+            .get(row)
+            .and_then(|s| self.values.get(s).copied())
+            .filter(|v| !v.is_nan())
     }
 
     /// Number of cached coalitions.
     pub fn len(&self) -> usize {
-        self.slot.len()
+        self.slot.len() - self.pending.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slot.len() == 0
+        self.len() == 0
     }
 }
 
@@ -782,6 +949,45 @@ mod tests {
         }
         let q = Coalitions::from_bytes(2, &[0, 1]).unwrap();
         assert!(g.evaluate(&q, &mut [0.0]).is_err());
+    }
+
+    #[test]
+    fn cache_plans_runs_and_charges_each_run() {
+        let mut cache = Cache::with_capacity(3, 8);
+        cache.begin_run();
+        let a = cache.reserve(&[0b001]);
+        let b = cache.reserve(&[0b110]);
+        assert_eq!(cache.reserve(&[0b001]), a);
+        assert_eq!(
+            (cache.queued(), cache.charged(), cache.evaluations()),
+            (2, 2, 0)
+        );
+        let mut calls = 0;
+        cache
+            .flush(3, |batch, out| {
+                calls += 1;
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = batch.row(r)[0] as f64;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(calls, 1);
+        assert_eq!((cache.value(a), cache.value(b)), (1.0, 6.0));
+        assert_eq!((cache.queued(), cache.evaluations()), (0, 2));
+        // A new run is charged for what it uses, evaluated before or not.
+        cache.begin_run();
+        assert_eq!(cache.charged(), 0);
+        cache.reserve(&[0b110]);
+        cache.reserve(&[0b110]);
+        assert_eq!((cache.charged(), cache.queued()), (1, 0));
+        // A failed flush forgets what it queued, and its charge.
+        cache.reserve(&[0b111]);
+        assert!(cache
+            .flush(3, |_, _| Err(ShapleyError::Game("boom".into())))
+            .is_err());
+        assert_eq!((cache.charged(), cache.queued(), cache.len()), (1, 0, 2));
+        assert_eq!(cache.get(&[0b111]), None);
     }
 
     #[test]

@@ -126,28 +126,87 @@ pub struct CallableGame {
     cache: Mutex<Cache>,
 }
 
-/// The adapter the engine sees: cache → (attach, call Python) per batch.
-struct PyCallable<'a> {
+/// The Python function behind a [`CallableGame`], without its cache.
+struct PyEval<'a> {
     evaluate: &'a Py<PyAny>,
     n: usize,
-    cache: &'a mut Cache,
+    batch_size: usize,
     error: Option<PyErr>,
 }
 
-impl Game for PyCallable<'_> {
+/// The adapter the engine sees: the game's cache in front of [`PyEval`]. A
+/// sampled run plans through that cache directly ([`Game::shared_cache`]).
+struct PyCallable<'a> {
+    eval: PyEval<'a>,
+    cache: &'a mut Cache,
+}
+
+/// `SPREAD[b]` has byte `k` equal to bit `k` of `b`.
+const SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut k = 0;
+        while k < 8 {
+            if (b >> k) & 1 == 1 {
+                t[b] |= 1u64 << (8 * k);
+            }
+            k += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The coalitions `rows` of `batch` as a new `(len, n)` bool array: 0/1
+/// bytes written eight players at a time into one buffer that numpy takes
+/// over (no copy), viewed as bool.
+fn bool_masks<'py>(
+    py: Python<'py>,
+    batch: &Coalitions,
+    rows: std::ops::Range<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let n = batch.players();
+    let mut buf: Vec<u8> = Vec::with_capacity(rows.len() * n);
+    let full_bytes = n / 8;
+    for r in rows.clone() {
+        let row = batch.row(r);
+        for k in 0..full_bytes {
+            let word = row.get(k / 8).copied().unwrap_or(0);
+            let byte = (word >> (8 * (k % 8))) & 0xff;
+            buf.extend_from_slice(&SPREAD[byte as usize].to_le_bytes());
+        }
+        for i in full_bytes * 8..n {
+            let word = row.get(i / 64).copied().unwrap_or(0);
+            buf.push(((word >> (i % 64)) & 1) as u8);
+        }
+    }
+    let arr = Array2::from_shape_vec((rows.len(), n), buf)
+        .map_err(|e| InternalError::new_err(e.to_string()))?
+        .into_pyarray(py);
+    arr.call_method1("view", (numpy::dtype::<bool>(py),))
+}
+
+impl Game for PyEval<'_> {
     fn players(&self) -> usize {
         self.n
     }
 
-    fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<(), ShapleyError> {
-        let (evaluate, n, slot) = (self.evaluate, self.n, &mut self.error);
-        self.cache.evaluate(batch, out, |misses, o| {
-            Python::attach(|py| {
-                let mut call = || -> PyResult<()> {
+    fn evaluate(&mut self, misses: &Coalitions, o: &mut [f64]) -> Result<(), ShapleyError> {
+        let (evaluate, step, slot) = (self.evaluate, self.batch_size.max(1), &mut self.error);
+        if misses.len() != o.len() {
+            return Err(ShapleyError::GameShape {
+                expected: misses.len(),
+                got: o.len(),
+            });
+        }
+        Python::attach(|py| {
+            let mut call = || -> PyResult<()> {
+                // At most `batch_size` coalitions per call to the function.
+                for (c, oc) in o.chunks_mut(step).enumerate() {
                     py.check_signals()?;
-                    let masks = Array2::from_shape_vec((misses.len(), n), misses.to_bools())
-                        .map_err(|e| InternalError::new_err(e.to_string()))?
-                        .into_pyarray(py);
+                    let start = c * step;
+                    let masks = bool_masks(py, misses, start..start + oc.len())?;
                     let res = evaluate.bind(py).call1((masks,))?;
                     let arr = res.cast::<PyArray1<f64>>().map_err(|_| {
                         InputError::new_err(
@@ -156,22 +215,42 @@ impl Game for PyCallable<'_> {
                     })?;
                     let ro = arr.try_readonly()?;
                     let vals = contiguous(&ro, "game values")?;
-                    if vals.len() != o.len() {
+                    if vals.len() != oc.len() {
                         return Err(err(ShapleyError::GameShape {
-                            expected: o.len(),
+                            expected: oc.len(),
                             got: vals.len(),
                         }));
                     }
-                    o.copy_from_slice(vals);
-                    Ok(())
-                };
-                call().map_err(|e| {
-                    let msg = e.to_string();
-                    *slot = Some(e);
-                    ShapleyError::Game(msg)
-                })
+                    oc.copy_from_slice(vals);
+                }
+                Ok(())
+            };
+            call().map_err(|e| {
+                let msg = e.to_string();
+                *slot = Some(e);
+                ShapleyError::Game(msg)
             })
         })
+    }
+}
+
+impl Game for PyCallable<'_> {
+    fn players(&self) -> usize {
+        self.eval.n
+    }
+
+    fn evaluate(&mut self, batch: &Coalitions, out: &mut [f64]) -> Result<(), ShapleyError> {
+        let eval = &mut self.eval;
+        self.cache
+            .evaluate(batch, out, |misses, o| eval.evaluate(misses, o))
+    }
+
+    fn keeps_cache(&self) -> bool {
+        true
+    }
+
+    fn shared_cache(&mut self) -> Option<(&mut Cache, &mut dyn Game)> {
+        Some((&mut *self.cache, &mut self.eval))
     }
 }
 
@@ -192,13 +271,16 @@ impl CallableGame {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
         };
         let mut game = PyCallable {
-            evaluate: &self.evaluate,
-            n: self.n,
+            eval: PyEval {
+                evaluate: &self.evaluate,
+                n: self.n,
+                batch_size: self.batch_size,
+                error: None,
+            },
             cache: &mut cache,
-            error: None,
         };
         let res = run(py, || f(&mut game));
-        match (res, game.error.take()) {
+        match (res, game.eval.error.take()) {
             (Err(_), Some(original)) => Err(original),
             (res, _) => res,
         }
