@@ -21,14 +21,15 @@
 //! weights, summed from the source, equal the reported cost bit for bit.
 //! Rounds only re-evaluate hyperedges whose tail improved in the previous
 //! round (a frontier); a round whose frontier reaches a large share of the
-//! hyperedges sweeps all of them in order instead (dense). Both forms *push*:
-//! each evaluated hyperedge relaxes its head nodes into a per-node candidate
-//! array, so no per-hyperedge buffer and no sort of updates is needed. The
-//! node-sized scratch arrays are kept in the graph between calls (warm pages,
-//! no allocation per call). Dense rounds split the hyperedges into one chunk
-//! per rayon thread above [`PAR_EDGES`] hyperedges, each chunk with its own
-//! scratch, merged by (cost, hyperedge) so the result does not depend on the
-//! split.
+//! hyperedges sweeps all of them in order instead (dense), in two passes:
+//! entry costs per hyperedge, then a push to the head nodes. Both forms
+//! *push* into a per-node candidate array (no per-round sort of updates);
+//! ties go to the lowest hyperedge, so all forms give the same paths. The
+//! dense push is branch-free on costs (its comparisons are unpredictable).
+//! The scratch arrays are kept in the graph between calls (warm pages, no
+//! allocation per call). The entry-cost pass splits across rayon threads
+//! above [`PAR_EDGES`] hyperedges; below, one thread measured as fast on 2
+//! shared cores (the sweep waits on memory, not on arithmetic).
 //!
 //! Incidence and weight arrays are shared ([`Indices`], [`Floats`]): the
 //! engine reads a caller's buffer in place (the Python binding lends numpy
@@ -43,11 +44,8 @@ use rayon::prelude::*;
 
 /// Sentinel for "no hyperedge / no node".
 pub const NONE: u32 = u32::MAX;
-/// Below this many hyperedges, a dense round runs on one thread. Splitting
-/// a sweep costs a node-sized scratch per extra thread (synced, then
-/// merged); measured on 2 shared cores, 1M hyperedges ran faster on one
-/// thread, so only much larger graphs are split. `khop_each` runs sources
-/// in parallel instead.
+/// Below this many hyperedges, a dense round's entry-cost sweep runs on one
+/// thread. `khop_each` runs sources in parallel.
 pub const PAR_EDGES: usize = 1 << 22;
 /// A round whose frontier reaches more than `1 / DENSE_FRACTION` of the
 /// hyperedges (counted with repetition) runs densely.
@@ -201,133 +199,135 @@ impl Csr {
     }
 }
 
-/// A node's state in a round: its cost after the previous round (`old`,
-/// what this round reads: Jacobi) next to this round's candidate, so that
-/// reading a hyperedge's tail and relaxing its head (the same nodes when
-/// undirected) touch the same cache lines. Between rounds `cost == old`
-/// and `edge` is [`NONE`] (not improved).
-#[derive(Clone, Copy)]
-#[repr(C)]
-struct Slot {
-    old: f64,
-    cost: f64,
-    /// The hyperedge it improved through this round.
-    edge: u32,
-    /// The tail node that hyperedge was entered from.
-    pred: u32,
-}
-
-const UNSEEN: Slot = Slot {
-    old: f64::INFINITY,
-    cost: f64::INFINITY,
-    edge: NONE,
-    pred: NONE,
-};
-
-/// Node-sized scratch of one k-hop run: one 24-byte [`Slot`] per node.
+/// Node-sized scratch of one k-hop run, plus the per-hyperedge entry costs
+/// of dense rounds. Between rounds `cand` equals the costs so far, `edge`
+/// is all [`NONE`] and `touched` is empty. Separate arrays, not one record
+/// per node: a dense round's random accesses then stay within one
+/// `f64` per node (800 KB for 100k nodes: in L2), see [`Hypergraph::khop`].
 struct Scratch {
-    c: Vec<Slot>,
+    /// This round's best cost per node (starts the round at its cost).
+    cand: Vec<f64>,
+    /// The hyperedge it improved through this round ([`NONE`]: not improved).
+    edge: Vec<u32>,
+    /// The tail node that hyperedge was entered from.
+    pred: Vec<u32>,
     /// Nodes with `edge != NONE`, in first-touch order.
     touched: Vec<u32>,
+    /// Dense rounds: entry cost of each hyperedge (`inf`: tail unreached)...
+    h: Vec<f64>,
+    /// ... and its cheapest tail node.
+    from: Vec<u32>,
+}
+
+/// The cheapest tail node of hyperedge `e` under costs `d` (Jacobi: the
+/// previous round's), and `w[e]` plus its cost (`inf` if none is reached).
+/// Branch-free minimum: the loads of the next hyperedge are not held up by
+/// mispredicted comparisons.
+#[inline(always)]
+fn entry(v: &View<'_>, d: &[f64], e: usize) -> (f64, u32) {
+    let mut best = f64::INFINITY;
+    let mut from = NONE;
+    for &x in row(v.tp, v.ti, e) {
+        let c = d.get(x as usize).copied().unwrap_or(f64::INFINITY);
+        let lt = c < best;
+        best = if lt { c } else { best };
+        from = if lt { x } else { from };
+    }
+    (best + v.w.get(e).copied().unwrap_or(f64::INFINITY), from)
 }
 
 impl Scratch {
     fn new(n: usize) -> Self {
         Scratch {
-            c: vec![UNSEEN; n],
+            cand: vec![f64::INFINITY; n],
+            edge: vec![NONE; n],
+            pred: vec![NONE; n],
             touched: Vec::new(),
+            h: Vec::new(),
+            from: Vec::new(),
         }
     }
 
-    /// Mirror `dist` (the between-rounds invariant) and forget the round.
+    /// Start a run at costs `dist`.
     fn sync(&mut self, dist: &[f64]) {
-        for (c, &d) in self.c.iter_mut().zip(dist) {
-            *c = Slot {
-                old: d,
-                cost: d,
-                edge: NONE,
-                pred: NONE,
-            };
-        }
+        self.cand.copy_from_slice(dist);
         self.touched.clear();
     }
 
-    /// Relax hyperedge `e` against the previous round's costs (`old`).
+    /// Offer cost `h` to head node `u` through hyperedge `e` from `from`.
+    /// Improves on the node's cost so far, or ties with this round's
+    /// improvement through a higher hyperedge: the result does not depend
+    /// on the order hyperedges are visited in.
     #[inline(always)]
-    fn relax(&mut self, v: &View<'_>, e: usize) {
-        let mut best = f64::INFINITY;
-        let mut from = NONE;
-        for &x in row(v.tp, v.ti, e) {
-            let c = self.c.get(x as usize).map_or(f64::INFINITY, |s| s.old);
-            if c < best {
-                best = c;
-                from = x;
-            }
-        }
-        if best == f64::INFINITY {
+    fn offer(&mut self, u: u32, h: f64, e: u32, from: u32) {
+        let ui = u as usize;
+        let (Some(&cu), Some(&eu)) = (self.cand.get(ui), self.edge.get(ui)) else {
             return;
-        }
-        let h = best + v.w.get(e).copied().unwrap_or(f64::INFINITY);
-        let e32 = e as u32;
-        for &u in row(v.hp, v.hi, e) {
-            let Some(cu) = self.c.get_mut(u as usize) else {
-                continue;
-            };
-            // Cheaper than the node's cost so far (`cost` starts the round
-            // there), or a tie with this round's improvement through a
-            // lower hyperedge: the result does not depend on visit order.
-            if h < cu.cost || (h == cu.cost && cu.edge != NONE && e32 < cu.edge) {
-                if cu.edge == NONE {
-                    self.touched.push(u);
-                }
-                cu.cost = h;
-                cu.edge = e32;
-                cu.pred = from;
+        };
+        if h < cu || (h == cu && eu != NONE && e < eu) {
+            if eu == NONE {
+                self.touched.push(u);
             }
+            self.cand[ui] = h;
+            self.edge[ui] = e;
+            self.pred[ui] = from;
         }
     }
 
-    /// Fold another chunk's improvements into these (same order rule).
-    fn merge(&mut self, o: &Scratch) {
-        for &u in &o.touched {
-            let (Some(x), Some(cu)) = (o.c.get(u as usize), self.c.get_mut(u as usize)) else {
-                continue;
-            };
-            if x.cost < cu.cost || (x.cost == cu.cost && cu.edge != NONE && x.edge < cu.edge) {
-                if cu.edge == NONE {
-                    self.touched.push(u);
-                }
-                *cu = *x;
-            }
+    /// [`Scratch::offer`] without branches on the costs (a dense sweep's
+    /// comparisons are unpredictable) and without recording `touched`
+    /// (a dense round's [`Scratch::finish`] scans instead).
+    #[inline(always)]
+    fn offer_dense(&mut self, u: u32, h: f64, e: u32, from: u32) {
+        let ui = u as usize;
+        let (Some(cu), Some(eu), Some(pu)) =
+            (self.cand.get_mut(ui), self.edge.get_mut(ui), self.pred.get_mut(ui))
+        else {
+            return;
+        };
+        let better = (h < *cu) | ((h == *cu) & (*eu != NONE) & (e < *eu));
+        *cu = if better { h } else { *cu };
+        *eu = if better { e } else { *eu };
+        *pu = if better { from } else { *pu };
+    }
+
+    /// Relax hyperedge `e` against the previous round's costs `d`.
+    #[inline(always)]
+    fn relax(&mut self, v: &View<'_>, d: &[f64], e: usize) {
+        let (h, from) = entry(v, d, e);
+        if h == f64::INFINITY {
+            return;
+        }
+        for &u in row(v.hp, v.hi, e) {
+            self.offer(u, h, e as u32, from);
         }
     }
 
     /// The round's improvements sorted by node; applies them to `dist` and
     /// restores the between-rounds invariant.
-    fn finish(&mut self, dist: &mut [f64]) -> Vec<Upd> {
-        let n = self.c.len();
-        if self.touched.len() * 16 >= n {
+    fn finish(&mut self, dist: &mut [f64], dense: bool) -> Vec<Upd> {
+        let n = self.edge.len();
+        if dense || self.touched.len() * 16 >= n {
             self.touched.clear();
-            let c = &self.c;
+            let edge = &self.edge;
             self.touched
-                .extend((0..n as u32).filter(|&u| c[u as usize].edge != NONE));
+                .extend((0..n as u32).filter(|&u| edge[u as usize] != NONE));
         } else {
             self.touched.sort_unstable();
         }
         let mut out = Vec::with_capacity(self.touched.len());
         for &u in &self.touched {
             let ui = u as usize;
-            let (Some(c), Some(x)) = (self.c.get_mut(ui), dist.get_mut(ui)) else {
+            let (Some(e), Some(x)) = (self.edge.get_mut(ui), dist.get_mut(ui)) else {
                 continue;
             };
             out.push(Upd {
                 node: u,
-                edge: c.edge,
-                pred: c.pred,
+                edge: *e,
+                pred: self.pred[ui],
             });
-            *x = c.cost;
-            c.old = c.cost;
-            c.edge = NONE;
+            *x = self.cand[ui];
+            *e = NONE;
         }
         self.touched.clear();
         out
@@ -489,7 +489,7 @@ impl Hypergraph {
             .lock()
             .ok()
             .and_then(|mut p| p.pop())
-            .filter(|s| s.c.len() == n)
+            .filter(|s| s.cand.len() == n)
             .unwrap_or_else(|| Scratch::new(n))
     }
 
@@ -591,11 +591,11 @@ impl Hypergraph {
             } else {
                 for &x in &active {
                     for &e in row(v.ttp, v.tti, x as usize) {
-                        sc.relax(&v, e as usize);
+                        sc.relax(&v, dist, e as usize);
                     }
                 }
             }
-            let upd = sc.finish(dist);
+            let upd = sc.finish(dist, dense);
             active.clear();
             active.extend(upd.iter().map(|x| x.node));
             rounds.push(upd);
@@ -604,48 +604,48 @@ impl Hypergraph {
         rounds
     }
 
-    /// Relax every hyperedge in order; above `par_edges`, one contiguous
-    /// chunk per rayon thread, each into its own scratch, then merged.
+    /// Every hyperedge, in two sweeps: entry costs (from the previous
+    /// round's costs; split across rayon threads above `par_edges`
+    /// hyperedges, no shared writes), then a push of each entry cost to the
+    /// head nodes. Each sweep's random accesses hit one node-sized `f64`
+    /// array, which stays in cache, where one fused sweep would touch two.
     fn dense_round(&self, v: &View<'_>, d: &[f64], sc: &mut Scratch, par_edges: usize) {
         let m = v.w.len();
+        sc.h.resize(m, f64::INFINITY);
+        sc.from.resize(m, NONE);
+        let fill = |lo: usize, h: &mut [f64], from: &mut [u32]| {
+            for (i, (h, f)) in h.iter_mut().zip(from.iter_mut()).enumerate() {
+                (*h, *f) = entry(v, d, lo + i);
+            }
+        };
         #[cfg(feature = "rayon")]
         {
             let t = rayon::current_num_threads().min(m / par_edges.max(1));
             if t >= 2 {
                 let chunk = m.div_ceil(t);
-                let mut others: Vec<Scratch> = (1..t)
-                    .map(|_| {
-                        let mut o = self.scratch();
-                        o.sync(d);
-                        o
-                    })
-                    .collect();
-                rayon::scope(|s| {
-                    for (i, o) in others.iter_mut().enumerate() {
-                        let lo = (i + 1) * chunk;
-                        let hi = ((i + 2) * chunk).min(m);
-                        s.spawn(move |_| {
-                            for e in lo..hi {
-                                o.relax(v, e);
-                            }
-                        });
-                    }
-                    for e in 0..chunk.min(m) {
-                        sc.relax(v, e);
-                    }
-                });
-                for o in others {
-                    sc.merge(&o);
-                    self.give_back(o);
-                }
-                return;
+                sc.h.par_chunks_mut(chunk)
+                    .zip(sc.from.par_chunks_mut(chunk))
+                    .enumerate()
+                    .for_each(|(i, (h, f))| fill(i * chunk, h, f));
+            } else {
+                fill(0, &mut sc.h, &mut sc.from);
             }
         }
         #[cfg(not(feature = "rayon"))]
-        let _ = (d, par_edges);
-        for e in 0..m {
-            sc.relax(v, e);
+        {
+            let _ = par_edges;
+            fill(0, &mut sc.h, &mut sc.from);
         }
+        let (h, from) = (std::mem::take(&mut sc.h), std::mem::take(&mut sc.from));
+        for (e, (&he, &fe)) in h.iter().zip(&from).enumerate() {
+            if he == f64::INFINITY {
+                continue;
+            }
+            for &u in row(v.hp, v.hi, e) {
+                sc.offer_dense(u, he, e as u32, fe);
+            }
+        }
+        (sc.h, sc.from) = (h, from);
     }
 
     /// Per-source costs, row-major `(sources.len(), n_nodes)`: row `i` is
