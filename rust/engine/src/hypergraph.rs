@@ -20,16 +20,15 @@
 //! through; walking those back gives a real path whose
 //! weights, summed from the source, equal the reported cost bit for bit.
 //! Rounds only re-evaluate hyperedges whose tail improved in the previous
-//! round (a frontier); a round whose frontier reaches a large share of the
-//! hyperedges sweeps all of them in order instead (dense), in two passes:
-//! entry costs per hyperedge, then a push to the head nodes. Both forms
-//! *push* into a per-node candidate array (no per-round sort of updates);
-//! ties go to the lowest hyperedge, so all forms give the same paths. The
-//! dense push is branch-free on costs (its comparisons are unpredictable).
-//! The scratch arrays are kept in the graph between calls (warm pages, no
-//! allocation per call). The entry-cost pass splits across rayon threads
-//! above [`PAR_EDGES`] hyperedges; below, one thread measured as fast on 2
-//! shared cores (the sweep waits on memory, not on arithmetic).
+//! round (a frontier), pushing each one's entry cost to its head nodes in a
+//! per-node candidate array (no per-round sort of updates). A round whose
+//! frontier reaches a large share of the hyperedges runs densely instead, in
+//! two sweeps without shared writes: entry costs of all hyperedges, then a
+//! pull per node over the hyperedges whose head holds it. Ties go to the
+//! lowest hyperedge in both forms, so they give the same paths. The scratch
+//! arrays are kept in the graph between calls (warm pages, no allocation per
+//! call). Dense sweeps run on rayon above [`PAR_EDGES`] hyperedges; below,
+//! one thread measured as fast on 2 shared cores (the sweeps wait on memory).
 //!
 //! Incidence and weight arrays are shared ([`Indices`], [`Floats`]): the
 //! engine reads a caller's buffer in place (the Python binding lends numpy
@@ -44,8 +43,8 @@ use rayon::prelude::*;
 
 /// Sentinel for "no hyperedge / no node".
 pub const NONE: u32 = u32::MAX;
-/// Below this many hyperedges, a dense round's entry-cost sweep runs on one
-/// thread. `khop_each` runs sources in parallel.
+/// Below this many hyperedges, a dense round runs on one thread (see the
+/// module docs). `khop_each` runs sources in parallel.
 pub const PAR_EDGES: usize = 1 << 22;
 /// A round whose frontier reaches more than `1 / DENSE_FRACTION` of the
 /// hyperedges (counted with repetition) runs densely.
@@ -202,8 +201,8 @@ impl Csr {
 /// Node-sized scratch of one k-hop run, plus the per-hyperedge entry costs
 /// of dense rounds. Between rounds `cand` equals the costs so far, `edge`
 /// is all [`NONE`] and `touched` is empty. Separate arrays, not one record
-/// per node: a dense round's random accesses then stay within one
-/// `f64` per node (800 KB for 100k nodes: in L2), see [`Hypergraph::khop`].
+/// per node: the entry-cost sweep's random reads then stay within one
+/// `f64` per node (800 KB for 100k nodes: in L2).
 struct Scratch {
     /// This round's best cost per node (starts the round at its cost).
     cand: Vec<f64>,
@@ -274,23 +273,6 @@ impl Scratch {
         }
     }
 
-    /// [`Scratch::offer`] without branches on the costs (a dense sweep's
-    /// comparisons are unpredictable) and without recording `touched`
-    /// (a dense round's [`Scratch::finish`] scans instead).
-    #[inline(always)]
-    fn offer_dense(&mut self, u: u32, h: f64, e: u32, from: u32) {
-        let ui = u as usize;
-        let (Some(cu), Some(eu), Some(pu)) =
-            (self.cand.get_mut(ui), self.edge.get_mut(ui), self.pred.get_mut(ui))
-        else {
-            return;
-        };
-        let better = (h < *cu) | ((h == *cu) & (*eu != NONE) & (e < *eu));
-        *cu = if better { h } else { *cu };
-        *eu = if better { e } else { *eu };
-        *pu = if better { from } else { *pu };
-    }
-
     /// Relax hyperedge `e` against the previous round's costs `d`.
     #[inline(always)]
     fn relax(&mut self, v: &View<'_>, d: &[f64], e: usize) {
@@ -342,6 +324,8 @@ struct View<'a> {
     hi: &'a [u32],
     ttp: &'a [u32],
     tti: &'a [u32],
+    htp: &'a [u32],
+    hti: &'a [u32],
     w: &'a [f64],
 }
 
@@ -353,6 +337,9 @@ pub struct Hypergraph {
     tail: Csr,
     /// node → hyperedges whose tail holds it.
     tail_t: Csr,
+    /// node → hyperedges whose head holds it (`tail_t`'s buffers when
+    /// undirected): dense rounds pull through it.
+    head_t: Csr,
     /// hyperedge → head nodes (the same buffers as `tail` when undirected).
     head: Csr,
     /// Warm scratch arrays, reused by the next run.
@@ -366,6 +353,7 @@ impl Clone for Hypergraph {
             weights: self.weights.clone(),
             tail: self.tail.clone(),
             tail_t: self.tail_t.clone(),
+            head_t: self.head_t.clone(),
             head: self.head.clone(),
             pool: Mutex::new(Vec::new()),
         }
@@ -433,11 +421,17 @@ impl Hypergraph {
             None => tail.clone(),
         };
         let tail_t = tail.transpose(n_nodes);
+        let head_t = if std::ptr::eq(head.indices(), tail.indices()) {
+            tail_t.clone()
+        } else {
+            head.transpose(n_nodes)
+        };
         Ok(Hypergraph {
             n_nodes,
             weights,
             tail,
             tail_t,
+            head_t,
             head,
             pool: Mutex::new(Vec::new()),
         })
@@ -478,6 +472,8 @@ impl Hypergraph {
             hi: self.head.indices(),
             ttp: self.tail_t.indptr(),
             tti: self.tail_t.indices(),
+            htp: self.head_t.indptr(),
+            hti: self.head_t.indices(),
             w: self.weights(),
         }
     }
@@ -604,13 +600,16 @@ impl Hypergraph {
         rounds
     }
 
-    /// Every hyperedge, in two sweeps: entry costs (from the previous
-    /// round's costs; split across rayon threads above `par_edges`
-    /// hyperedges, no shared writes), then a push of each entry cost to the
-    /// head nodes. Each sweep's random accesses hit one node-sized `f64`
-    /// array, which stays in cache, where one fused sweep would touch two.
+    /// Every hyperedge, in two sweeps without shared writes: entry costs
+    /// per hyperedge (from the previous round's costs), then each node pulls
+    /// the cheapest entry cost among the hyperedges whose head holds it
+    /// (ascending hyperedge order with a strict `<`: ties go to the lowest
+    /// hyperedge, as in the frontier form). Above `par_edges` hyperedges both
+    /// sweeps run on rayon in many small chunks, so a thread that the
+    /// shared machine deschedules leaves its remaining chunks to the others.
     fn dense_round(&self, v: &View<'_>, d: &[f64], sc: &mut Scratch, par_edges: usize) {
         let m = v.w.len();
+        let n = sc.cand.len();
         sc.h.resize(m, f64::INFINITY);
         sc.from.resize(m, NONE);
         let fill = |lo: usize, h: &mut [f64], from: &mut [u32]| {
@@ -618,34 +617,43 @@ impl Hypergraph {
                 (*h, *f) = entry(v, d, lo + i);
             }
         };
+        let pull = |lo: usize, cand: &mut [f64], edge: &mut [u32], pred: &mut [u32], h: &[f64], from: &[u32]| {
+            for (i, ((c, e), p)) in cand.iter_mut().zip(edge.iter_mut()).zip(pred.iter_mut()).enumerate() {
+                let mut best = *c;
+                let mut be = NONE;
+                for &x in row(v.htp, v.hti, lo + i) {
+                    let hx = h.get(x as usize).copied().unwrap_or(f64::INFINITY);
+                    let lt = hx < best;
+                    best = if lt { hx } else { best };
+                    be = if lt { x } else { be };
+                }
+                if be != NONE {
+                    *c = best;
+                    *e = be;
+                    *p = from.get(be as usize).copied().unwrap_or(NONE);
+                }
+            }
+        };
         #[cfg(feature = "rayon")]
-        {
-            let t = rayon::current_num_threads().min(m / par_edges.max(1));
-            if t >= 2 {
-                let chunk = m.div_ceil(t);
-                sc.h.par_chunks_mut(chunk)
-                    .zip(sc.from.par_chunks_mut(chunk))
-                    .enumerate()
-                    .for_each(|(i, (h, f))| fill(i * chunk, h, f));
-            } else {
-                fill(0, &mut sc.h, &mut sc.from);
-            }
+        if m >= par_edges && rayon::current_num_threads() >= 2 {
+            let ce = m.div_ceil(64).max(1);
+            sc.h.par_chunks_mut(ce)
+                .zip(sc.from.par_chunks_mut(ce))
+                .enumerate()
+                .for_each(|(i, (h, f))| fill(i * ce, h, f));
+            let cn = n.div_ceil(64).max(1);
+            let (h, from) = (&sc.h[..], &sc.from[..]);
+            sc.cand
+                .par_chunks_mut(cn)
+                .zip(sc.edge.par_chunks_mut(cn))
+                .zip(sc.pred.par_chunks_mut(cn))
+                .enumerate()
+                .for_each(|(i, ((c, e), p))| pull(i * cn, c, e, p, h, from));
+            return;
         }
-        #[cfg(not(feature = "rayon"))]
-        {
-            let _ = par_edges;
-            fill(0, &mut sc.h, &mut sc.from);
-        }
-        let (h, from) = (std::mem::take(&mut sc.h), std::mem::take(&mut sc.from));
-        for (e, (&he, &fe)) in h.iter().zip(&from).enumerate() {
-            if he == f64::INFINITY {
-                continue;
-            }
-            for &u in row(v.hp, v.hi, e) {
-                sc.offer_dense(u, he, e as u32, fe);
-            }
-        }
-        (sc.h, sc.from) = (h, from);
+        let _ = par_edges;
+        fill(0, &mut sc.h, &mut sc.from);
+        pull(0, &mut sc.cand, &mut sc.edge, &mut sc.pred, &sc.h, &sc.from);
     }
 
     /// Per-source costs, row-major `(sources.len(), n_nodes)`: row `i` is
