@@ -5,7 +5,10 @@ use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
 fn main() {
-    let a: Vec<usize> = std::env::args().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let a: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let n = a.first().copied().unwrap_or(100_000);
     let m = a.get(1).copied().unwrap_or(1_000_000);
     let rounds = a.get(2).copied().unwrap_or(30);
@@ -30,7 +33,11 @@ fn main() {
             tk.push(t0.elapsed().as_secs_f64() * 1e3);
         }
         tk.sort_by(f64::total_cmp);
-        println!("k={k}: min {:.2} ms, median {:.2} ms", tk[0], tk[tk.len() / 2]);
+        println!(
+            "k={k}: min {:.2} ms, median {:.2} ms",
+            tk[0],
+            tk[tk.len() / 2]
+        );
     }
     let mut t = Vec::new();
     let mut reach = 0;

@@ -380,7 +380,8 @@ impl Hypergraph {
         head: Option<(Vec<u32>, Vec<u32>)>,
         weights: Vec<f64>,
     ) -> Result<Self> {
-        let sh = |(p, i): (Vec<u32>, Vec<u32>)| -> (Indices, Indices) { (Arc::new(p), Arc::new(i)) };
+        let sh =
+            |(p, i): (Vec<u32>, Vec<u32>)| -> (Indices, Indices) { (Arc::new(p), Arc::new(i)) };
         Self::from_shared(n_nodes, sh(tail), head.map(sh), Arc::new(weights))
     }
 
@@ -539,7 +540,11 @@ impl Hypergraph {
     fn khop_impl(&self, sources: &[u32], k: usize, allow_dense: bool) -> Result<KHop> {
         self.check_sources(sources)?;
         let mut dist = vec![f64::INFINITY; self.n_nodes];
-        let mode = if allow_dense { Mode::Auto } else { Mode::Frontier };
+        let mode = if allow_dense {
+            Mode::Auto
+        } else {
+            Mode::Frontier
+        };
         let rounds = self.run_rounds(sources, k, mode, &mut dist);
         Ok(KHop {
             dist,
@@ -617,8 +622,18 @@ impl Hypergraph {
                 (*h, *f) = entry(v, d, lo + i);
             }
         };
-        let pull = |lo: usize, cand: &mut [f64], edge: &mut [u32], pred: &mut [u32], h: &[f64], from: &[u32]| {
-            for (i, ((c, e), p)) in cand.iter_mut().zip(edge.iter_mut()).zip(pred.iter_mut()).enumerate() {
+        let pull = |lo: usize,
+                    cand: &mut [f64],
+                    edge: &mut [u32],
+                    pred: &mut [u32],
+                    h: &[f64],
+                    from: &[u32]| {
+            for (i, ((c, e), p)) in cand
+                .iter_mut()
+                .zip(edge.iter_mut())
+                .zip(pred.iter_mut())
+                .enumerate()
+            {
                 let mut best = *c;
                 let mut be = NONE;
                 for &x in row(v.htp, v.hti, lo + i) {
@@ -816,7 +831,11 @@ pub fn select<R: AsRef<[f64]>>(
     p: &SelectParams,
 ) -> Result<(Vec<Cut>, Vec<usize>)> {
     let nt = durations.len();
-    if let Some((i, r)) = cover.iter().enumerate().find(|(_, r)| r.as_ref().len() != nt) {
+    if let Some((i, r)) = cover
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.as_ref().len() != nt)
+    {
         return Err(HypergraphError::Invalid(format!(
             "cover row {i} has {} tests, durations has {nt}",
             r.as_ref().len()
@@ -836,7 +855,12 @@ pub fn select<R: AsRef<[f64]>>(
             "budget must be >= 0 and threshold a number".into(),
         ));
     }
-    let best = |t: usize| cover.iter().map(|r| r.as_ref()[t]).fold(f64::INFINITY, f64::min);
+    let best = |t: usize| {
+        cover
+            .iter()
+            .map(|r| r.as_ref()[t])
+            .fold(f64::INFINITY, f64::min)
+    };
     let mut cut = vec![Cut::Unreachable; nt];
     let mut order = Vec::new();
     let mut eligible = Vec::new();

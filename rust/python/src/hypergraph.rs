@@ -13,8 +13,8 @@
 use std::sync::Arc;
 
 use maestro_engine::hypergraph::{self, Cut, Floats, HypergraphError, Indices, SelectParams, NONE};
-use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors::describe;
@@ -117,7 +117,10 @@ fn index_input(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Indices, Option<
             };
             return Ok((Arc::new(lent), Some(obj.clone().unbind())));
         }
-        return Ok((Arc::new(s.iter().map(|&x| x as u32).collect::<Vec<u32>>()), None));
+        return Ok((
+            Arc::new(s.iter().map(|&x| x as u32).collect::<Vec<u32>>()),
+            None,
+        ));
     }
     Ok((Arc::new(index_array(obj, what)?), None))
 }
@@ -193,7 +196,12 @@ impl Hypergraph {
         };
         let (w, w_l) = weights_input(weights)?;
         let inner = run(py, || {
-            Ok(hypergraph::Hypergraph::from_shared(n_nodes, (tp, ti), head, w)?)
+            Ok(hypergraph::Hypergraph::from_shared(
+                n_nodes,
+                (tp, ti),
+                head,
+                w,
+            )?)
         })?;
         Ok(Hypergraph {
             inner,
@@ -227,8 +235,8 @@ impl Hypergraph {
             Some(a) => a.bind(py).clone(),
             None => self.inner.weights().to_vec().into_pyarray(py).into_any(),
         };
-        let directed = self.lent[3].is_some()
-            || !std::ptr::eq(self.inner.head_csr().indices(), t.indices());
+        let directed =
+            self.lent[3].is_some() || !std::ptr::eq(self.inner.head_csr().indices(), t.indices());
         let (hp, hi) = if directed {
             let h = self.inner.head_csr();
             (Some(ix(3, h.indptr())), Some(ix(4, h.indices())))
@@ -329,10 +337,14 @@ impl KHop {
         node: i64,
     ) -> PyResult<Option<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>)>> {
         let d = self.dist.bind(py).try_readonly().map_err(|e| {
-            err(HypergraphError::Invalid(format!("KHop.path: costs busy ({e})")))
+            err(HypergraphError::Invalid(format!(
+                "KHop.path: costs busy ({e})"
+            )))
         })?;
         let dist = d.as_slice().map_err(|e| {
-            err(HypergraphError::Invalid(format!("KHop.path: costs not contiguous ({e})")))
+            err(HypergraphError::Invalid(format!(
+                "KHop.path: costs not contiguous ({e})"
+            )))
         })?;
         let n = dist.len();
         let u = u32::try_from(node)
@@ -398,7 +410,12 @@ pub fn select_tests<'py>(
             run(py, || Ok(hypergraph::select(&rows, &d, &p)?))?
         }
         Err(_) => {
-            let rows: Vec<Vec<f64>> = c.as_array().rows().into_iter().map(|r| r.to_vec()).collect();
+            let rows: Vec<Vec<f64>> = c
+                .as_array()
+                .rows()
+                .into_iter()
+                .map(|r| r.to_vec())
+                .collect();
             run(py, || Ok(hypergraph::select(&rows, &d, &p)?))?
         }
     };
