@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import dijkstra
 
-from maestro_core import InputError
+from maestro_core import InputError, _native
 from maestro_core.hypergraph import DECISIONS, Hypergraph, select_tests
 
 
@@ -165,6 +165,96 @@ def test_bad_queries_raise_input_error() -> None:
         g.edge(3)
     with pytest.raises(InputError, match="give both"):
         Hypergraph(2, np.array([0, 2]), np.array([0, 1]), np.array([1.0]), np.array([0, 1]))
+
+
+def _random_csr(n: int, m: int, seed: int) -> sp.csr_array:
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 4, m)
+    indptr = np.zeros(m + 1, dtype=np.int32)
+    indptr[1:] = np.cumsum(sizes)
+    indices = rng.integers(0, n, int(indptr[-1])).astype(np.int32)
+    return sp.csr_array((np.ones(len(indices)), indices, indptr), shape=(m, n))
+
+
+def test_scipy_int32_csr_and_float64_weights_are_read_in_place() -> None:
+    T = _random_csr(50, 200, 3)
+    assert T.indices.dtype == np.int32 and T.indptr.dtype == np.int32
+    w = np.random.default_rng(4).uniform(0, 2, 200)
+    g = Hypergraph.from_scipy(T, w)
+    indptr, indices, weights, hp, hi = g.csr()
+    # the graph holds the caller's arrays themselves: no copy was made
+    assert indptr is T.indptr and indices is T.indices and weights is w
+    assert np.shares_memory(indices, T.indices) and np.shares_memory(weights, w)
+    assert hp is None and hi is None  # undirected: the head is the tail, not a copy
+    # uint32 is the engine's own dtype: read in place too, also for the head
+    H = _random_csr(50, 200, 5)
+    hp32, hi32 = H.indptr.astype(np.uint32), H.indices.astype(np.uint32)
+    d = Hypergraph(50, T.indptr, T.indices, w, hp32, hi32)
+    assert d.csr()[3] is hp32 and d.csr()[4] is hi32
+    # the graph keeps them alive: dropping every other reference is safe
+    src = [0, 7]
+    want = minplus_khop(T, H, w, src, 3)
+    del hp32, hi32
+    np.testing.assert_array_equal(d.khop(src, 3).dist, want)
+
+
+def test_other_dtypes_and_layouts_are_copied_once_and_still_work() -> None:
+    T = _random_csr(40, 120, 6)
+    w = np.random.default_rng(7).uniform(0, 2, 120)
+    want = Hypergraph.from_scipy(T, w).khop([1, 2], 3).dist
+    ip64, ix64 = T.indptr.astype(np.int64), T.indices.astype(np.int64)
+    g = Hypergraph(40, ip64, ix64, w.astype(np.float32))  # int64 indices, float32 weights
+    indptr, indices, weights, _, _ = g.csr()
+    assert indices.dtype == np.uint32 and not np.shares_memory(indices, ix64)
+    assert weights.dtype == np.float64
+    np.testing.assert_array_equal(indices, T.indices)
+    np.testing.assert_array_equal(g.khop([1, 2], 3).dist, Hypergraph(40, ip64, ix64, w.astype(np.float32)).khop([1, 2], 3).dist)
+    # a strided (non-contiguous) int32 view: the wrapper makes it contiguous
+    strided = np.repeat(T.indices, 2)[::2]
+    assert not strided.flags.c_contiguous
+    np.testing.assert_array_equal(Hypergraph(40, T.indptr, strided, w).khop([1, 2], 3).dist, want)
+    # the native layer names the problem instead of copying silently
+    with pytest.raises(InputError, match="not contiguous"):
+        _native.Hypergraph(40, T.indptr, strided, w)
+    # negative int32 entries are refused before anything is lent
+    bad = T.indices.copy()
+    bad[3] = -2
+    with pytest.raises(InputError, match="entry 3 is -2"):
+        Hypergraph(40, T.indptr, bad, w)
+    # wrong dtypes give typed errors
+    with pytest.raises(InputError, match="int32, int64 or uint32"):
+        _native.Hypergraph(40, T.indptr.astype(np.float64), T.indices, w)
+    with pytest.raises(InputError, match="float64"):
+        _native.Hypergraph(40, T.indptr, T.indices, w.astype(np.float32))
+
+
+def test_costs_come_out_without_copies() -> None:
+    T = _random_csr(30, 90, 8)
+    g = Hypergraph.from_scipy(T, np.ones(90))
+    r = g._inner.khop(np.array([0]), 3)
+    a, b = r.dist(), r.dist()
+    assert a is b  # one array, handed out as is on every call
+    # its buffer is the engine's Vec (numpy's base is the Rust owner, not a
+    # numpy array a copy was made from)
+    assert a.base is not None and not isinstance(a.base, np.ndarray)
+    assert not a.flags.writeable
+    with pytest.raises(ValueError):
+        a[0] = 5.0  # read-only: the paths are walked against these costs
+    assert g.khop([0], 3).path(0) == ([0], [])
+    m = g._inner.khop_each(np.array([0, 1]), 2)
+    assert m.shape == (2, 30) and m.flags.c_contiguous
+    assert m.base is not None and not isinstance(m.base, np.ndarray)
+
+
+def test_select_tests_reads_a_contiguous_cover_in_place_and_strided_by_copy() -> None:
+    cover = np.array([[0.0, 0.5, np.inf, np.inf], [np.inf, 0.5, 0.0, np.inf]])
+    d = np.ones(4)
+    a = _native.select_tests(cover, d, 1.0, np.inf, False)
+    wide = np.zeros((2, 8))
+    wide[:, ::2] = cover
+    b = _native.select_tests(wide[:, ::2], d, 1.0, np.inf, False)
+    assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist() == [1]
+    assert _native.select_tests(np.zeros((2, 0)), np.zeros(0))[0].tolist() == []
 
 
 def test_select_budget_threshold_safe() -> None:

@@ -44,7 +44,7 @@ CLASSES |= {"RegoEvaluator"}
 FUNCTIONS |= {"shapley_exact", "shapley_interactions", "shapley_sample"}
 CLASSES |= {"SparseGame", "CallableGame"}
 CLASSES |= {"Hypergraph", "KHop"}
-HYPERGRAPH_METHODS = {"edge", "khop", "khop_each", "n_edges", "n_nodes"}
+HYPERGRAPH_METHODS = {"csr", "edge", "khop", "khop_each", "n_edges", "n_nodes"}
 KHOP_METHODS = {"dist", "path", "rounds"}
 FUNCTIONS |= {"parse_guards", "compile_guards", "compile_guard_ast", "engine_version"}
 CLASSES |= {"CompiledGuard", "EventSet", "GuardMatcher"}
@@ -500,6 +500,7 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
         ["u64", "index", "index", "f64array"],
     ),
     "Hypergraph.edge": (lambda c: c.hg.edge, lambda c: [1], ["u64"]),
+    "Hypergraph.csr": (lambda c: c.hg.csr, lambda c: [], []),
     "Hypergraph.khop": (lambda c: c.hg.khop, lambda c: [np.array([0, 2]), 3], ["index", "u64"]),
     "Hypergraph.khop_each": (lambda c: c.hg.khop_each, lambda c: [np.array([0, 2]), 3], ["index", "u64"]),
     "Hypergraph.n_nodes": (lambda c: (lambda: c.hg.n_nodes), lambda c: [], []),

@@ -300,8 +300,10 @@ class CallableGame:
 class Hypergraph:
     """A weighted directed hypergraph over CSR incidences (rows = hyperedges).
 
-    Index arrays are 1-D int32/int64/uint32 numpy arrays (copied once into the
-    engine after validation); ``weights`` is float64, finite and >= 0.
+    Index arrays are 1-D int32/int64/uint32 numpy arrays; ``weights`` is
+    float64, finite and >= 0. C-contiguous uint32/int32 index arrays and
+    float64 weights are read in place (the graph keeps a reference, no copy);
+    int64 arrays are validated and converted once.
     """
 
     def __new__(
@@ -318,6 +320,8 @@ class Hypergraph:
     @property
     def n_edges(self) -> int: ...
     def edge(self, e: int) -> tuple[float, npt.NDArray[np.uint32], npt.NDArray[np.uint32]]: ...
+    def csr(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[np.float64], npt.NDArray[Any] | None, npt.NDArray[Any] | None]:
+        """The arrays the graph reads: the caller's own where lent, else copies."""
     def khop(self, sources: Any, k: int) -> KHop: ...
     def khop_each(self, sources: Any, k: int) -> npt.NDArray[np.float64]: ...
 
@@ -326,7 +330,8 @@ class Hypergraph:
 class KHop:
     """Costs and cheapest paths of one k-hop run."""
 
-    def dist(self) -> npt.NDArray[np.float64]: ...
+    def dist(self) -> npt.NDArray[np.float64]:
+        """The costs: the same read-only array on every call (no copy)."""
     @property
     def rounds(self) -> int: ...
     def path(self, node: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]] | None: ...

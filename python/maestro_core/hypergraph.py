@@ -4,6 +4,14 @@ A hyperedge has a cost, a *tail* (nodes a change enters through) and a
 *head* (nodes it reaches); without a head it is undirected. Incidences are
 CSR matrices with one row per hyperedge, as ``scipy.sparse.csr_array``.
 
+Copies: C-contiguous ``int32`` or ``uint32`` index arrays (``int32`` is what
+``scipy.sparse`` usually holds) and C-contiguous ``float64`` weights are read
+in place, not copied: the graph keeps a reference to them for its lifetime
+(:meth:`Hypergraph.csr` returns them), so do not modify them afterwards.
+Other integer dtypes (``int64``) are converted once, other layouts are made
+contiguous once. Costs come back as read-only arrays that own the engine's
+buffer (no copy).
+
 >>> import numpy as np
 >>> from maestro_core.hypergraph import Hypergraph
 >>> g = Hypergraph(3, np.array([0, 2, 4]), np.array([0, 1, 1, 2]), np.array([1.0, 2.0]))
@@ -33,7 +41,8 @@ DECISIONS = ("selected", "cost", "budget", "redundant", "unreachable")
 
 @dataclass(frozen=True)
 class KHop:
-    """Costs from the changed nodes (``inf``: no path within k) and paths."""
+    """Costs from the changed nodes (``inf``: no path within k, a read-only
+    array that owns the engine's buffer) and paths."""
 
     _inner: Any
     dist: npt.NDArray[np.float64]
@@ -81,6 +90,19 @@ class Hypergraph:
             t.shape[1], t.indptr, t.indices, weights,
             None if h is None else h.indptr, None if h is None else h.indices,
         )
+
+    def csr(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[np.float64], Any, Any]:
+        """``(indptr, indices, weights, head_indptr, head_indices)`` as the
+        graph reads them: the caller's own arrays where they were read in
+        place, else new ``uint32``/``float64`` copies; the head pair is
+        ``None`` for an undirected graph.
+
+        >>> ix = np.array([0, 1, 1, 2], dtype=np.int32)
+        >>> g = Hypergraph(3, np.array([0, 2, 4], dtype=np.int32), ix, np.array([1.0, 2.0]))
+        >>> g.csr()[1] is ix
+        True
+        """
+        return self._inner.csr()  # type: ignore[no-any-return]
 
     @property
     def n_nodes(self) -> int:

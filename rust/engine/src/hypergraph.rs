@@ -20,26 +20,35 @@
 //! through; walking those back gives a real path whose
 //! weights, summed from the source, equal the reported cost bit for bit.
 //! Rounds only re-evaluate hyperedges whose tail improved in the previous
-//! round (a frontier), in parallel (rayon) above [`PAR_EDGES`] hyperedges.
+//! round (a frontier), pushing each one's entry cost to its head nodes in a
+//! per-node candidate array (no per-round sort of updates). A round whose
+//! frontier reaches a large share of the hyperedges runs densely instead, in
+//! two sweeps without shared writes: entry costs of all hyperedges, then a
+//! pull per node over the hyperedges whose head holds it. Ties go to the
+//! lowest hyperedge in both forms, so they give the same paths. The scratch
+//! arrays are kept in the graph between calls (warm pages, no allocation per
+//! call). Dense sweeps run on rayon above [`PAR_EDGES`] hyperedges; below,
+//! one thread measured as fast on 2 shared cores (the sweeps wait on memory).
 //!
-//! [`select`] is the budgeted selection: a facility-location objective
-//! (each changed node is covered by its best selected test, value
-//! `1 / (1 + cost)`), monotone submodular, maximised per second of test time
-//! with lazy greedy (Minoux's accelerated greedy).
-
+//! Incidence and weight arrays are shared ([`Indices`], [`Floats`]): the
+//! engine reads a caller's buffer in place (the Python binding lends numpy
+//! arrays this way) or owns a `Vec`.
+//!
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex};
 
 #[cfg(feature = "rayon")]
 use rayon::prelude::*;
 
 /// Sentinel for "no hyperedge / no node".
 pub const NONE: u32 = u32::MAX;
-/// Below this many hyperedges in a round's frontier, it runs on one thread.
-pub const PAR_EDGES: usize = 1 << 12;
-/// A round whose frontier holds more than `1 / DENSE_FRACTION` of the
-/// hyperedges runs densely.
-pub const DENSE_FRACTION: usize = 8;
+/// Below this many hyperedges, a dense round runs on one thread (see the
+/// module docs). `khop_each` runs sources in parallel.
+pub const PAR_EDGES: usize = 1 << 22;
+/// A round whose frontier reaches more than `1 / DENSE_FRACTION` of the
+/// hyperedges (counted with repetition) runs densely.
+pub const DENSE_FRACTION: usize = 4;
 
 /// Errors of the hypergraph module.
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +65,36 @@ pub enum HypergraphError {
 
 type Result<T> = std::result::Result<T, HypergraphError>;
 
+/// A shared, read-only `u32` buffer: a `Vec` the engine owns, or a
+/// caller's buffer it reads in place (kept alive by the `Arc`).
+pub type Indices = Arc<dyn AsRef<[u32]> + Send + Sync>;
+/// A shared, read-only `f64` buffer (see [`Indices`]).
+pub type Floats = Arc<dyn AsRef<[f64]> + Send + Sync>;
+
+/// Row `r` of a CSR given as slices (empty when out of range, so a buffer
+/// changed behind the engine's back gives wrong rows, never a panic).
+#[inline]
+fn row<'a>(indptr: &[u32], indices: &'a [u32], r: usize) -> &'a [u32] {
+    match (indptr.get(r), indptr.get(r + 1)) {
+        (Some(&a), Some(&b)) => indices.get(a as usize..b as usize).unwrap_or(&[]),
+        _ => &[],
+    }
+}
+
 /// A compressed sparse row matrix of 0/1 incidences.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct Csr {
-    pub indptr: Vec<u32>,
-    pub indices: Vec<u32>,
+    indptr: Indices,
+    indices: Indices,
+}
+
+impl std::fmt::Debug for Csr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Csr")
+            .field("rows", &self.rows())
+            .field("nnz", &self.indices().len())
+            .finish()
+    }
 }
 
 impl Csr {
@@ -72,55 +106,71 @@ impl Csr {
         rows: usize,
         cols: usize,
     ) -> Result<Self> {
+        Self::shared(what, Arc::new(indptr), Arc::new(indices), rows, cols)
+    }
+
+    /// [`Csr::new`] over shared buffers (read in place, not copied).
+    pub fn shared(
+        what: &'static str,
+        indptr: Indices,
+        indices: Indices,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self> {
         let bad = |reason: String| HypergraphError::BadCsr { what, reason };
-        if indptr.len() != rows + 1 {
-            return Err(bad(format!(
-                "indptr has {} entries, expected {} (rows + 1)",
-                indptr.len(),
-                rows + 1
-            )));
-        }
-        if indptr.first().copied() != Some(0) {
-            return Err(bad("indptr must start at 0".into()));
-        }
-        if let Some(i) = indptr.windows(2).position(|w| w[0] > w[1]) {
-            return Err(bad(format!("indptr decreases at row {i}")));
-        }
-        if indptr.last().map(|&x| x as usize) != Some(indices.len()) {
-            return Err(bad(format!(
-                "indptr ends at {:?} but there are {} indices",
-                indptr.last(),
-                indices.len()
-            )));
-        }
-        if let Some((i, &c)) = indices
-            .iter()
-            .enumerate()
-            .find(|(_, &c)| c as usize >= cols)
         {
-            return Err(bad(format!(
-                "index {c} at position {i} is out of range ({cols} columns)"
-            )));
+            let (p, ix) = ((*indptr).as_ref(), (*indices).as_ref());
+            if p.len() != rows + 1 {
+                return Err(bad(format!(
+                    "indptr has {} entries, expected {} (rows + 1)",
+                    p.len(),
+                    rows + 1
+                )));
+            }
+            if p.first().copied() != Some(0) {
+                return Err(bad("indptr must start at 0".into()));
+            }
+            if let Some(i) = p.windows(2).position(|w| w[0] > w[1]) {
+                return Err(bad(format!("indptr decreases at row {i}")));
+            }
+            if p.last().map(|&x| x as usize) != Some(ix.len()) {
+                return Err(bad(format!(
+                    "indptr ends at {:?} but there are {} indices",
+                    p.last(),
+                    ix.len()
+                )));
+            }
+            if let Some((i, &c)) = ix.iter().enumerate().find(|(_, &c)| c as usize >= cols) {
+                return Err(bad(format!(
+                    "index {c} at position {i} is out of range ({cols} columns)"
+                )));
+            }
         }
         Ok(Csr { indptr, indices })
     }
 
+    pub fn indptr(&self) -> &[u32] {
+        (*self.indptr).as_ref()
+    }
+
+    pub fn indices(&self) -> &[u32] {
+        (*self.indices).as_ref()
+    }
+
     pub fn rows(&self) -> usize {
-        self.indptr.len().saturating_sub(1)
+        self.indptr().len().saturating_sub(1)
     }
 
     /// Columns of row `r` (empty when out of range).
     pub fn row(&self, r: usize) -> &[u32] {
-        match (self.indptr.get(r), self.indptr.get(r + 1)) {
-            (Some(&a), Some(&b)) => self.indices.get(a as usize..b as usize).unwrap_or(&[]),
-            _ => &[],
-        }
+        row(self.indptr(), self.indices(), r)
     }
 
     /// The transpose (`cols` rows), by counting sort.
     pub fn transpose(&self, cols: usize) -> Csr {
+        let (p, ix) = (self.indptr(), self.indices());
         let mut counts = vec![0u32; cols + 1];
-        for &c in &self.indices {
+        for &c in ix {
             if let Some(x) = counts.get_mut(c as usize + 1) {
                 *x += 1;
             }
@@ -130,31 +180,195 @@ impl Csr {
         }
         let indptr = counts.clone();
         let mut next = counts;
-        let mut indices = vec![0u32; self.indices.len()];
+        let mut indices = vec![0u32; ix.len()];
         for r in 0..self.rows() {
-            for &c in self.row(r) {
-                let slot = &mut next[c as usize];
-                indices[*slot as usize] = r as u32;
-                *slot += 1;
+            for &c in row(p, ix, r) {
+                if let Some(slot) = next.get_mut(c as usize) {
+                    if let Some(x) = indices.get_mut(*slot as usize) {
+                        *x = r as u32;
+                    }
+                    *slot += 1;
+                }
             }
         }
-        Csr { indptr, indices }
+        Csr {
+            indptr: Arc::new(indptr),
+            indices: Arc::new(indices),
+        }
     }
 }
 
+/// Node-sized scratch of one k-hop run, plus the per-hyperedge entry costs
+/// of dense rounds. Between rounds `cand` equals the costs so far, `edge`
+/// is all [`NONE`] and `touched` is empty. Separate arrays, not one record
+/// per node: the entry-cost sweep's random reads then stay within one
+/// `f64` per node (800 KB for 100k nodes: in L2).
+struct Scratch {
+    /// This round's best cost per node (starts the round at its cost).
+    cand: Vec<f64>,
+    /// The hyperedge it improved through this round ([`NONE`]: not improved).
+    edge: Vec<u32>,
+    /// The tail node that hyperedge was entered from.
+    pred: Vec<u32>,
+    /// Nodes with `edge != NONE`, in first-touch order.
+    touched: Vec<u32>,
+    /// Dense rounds: entry cost of each hyperedge (`inf`: tail unreached)...
+    h: Vec<f64>,
+    /// ... and its cheapest tail node.
+    from: Vec<u32>,
+}
+
+/// The cheapest tail node of hyperedge `e` under costs `d` (Jacobi: the
+/// previous round's), and `w[e]` plus its cost (`inf` if none is reached).
+/// Branch-free minimum: the loads of the next hyperedge are not held up by
+/// mispredicted comparisons.
+#[inline(always)]
+fn entry(v: &View<'_>, d: &[f64], e: usize) -> (f64, u32) {
+    let mut best = f64::INFINITY;
+    let mut from = NONE;
+    for &x in row(v.tp, v.ti, e) {
+        let c = d.get(x as usize).copied().unwrap_or(f64::INFINITY);
+        let lt = c < best;
+        best = if lt { c } else { best };
+        from = if lt { x } else { from };
+    }
+    (best + v.w.get(e).copied().unwrap_or(f64::INFINITY), from)
+}
+
+impl Scratch {
+    fn new(n: usize) -> Self {
+        Scratch {
+            cand: vec![f64::INFINITY; n],
+            edge: vec![NONE; n],
+            pred: vec![NONE; n],
+            touched: Vec::new(),
+            h: Vec::new(),
+            from: Vec::new(),
+        }
+    }
+
+    /// Start a run at costs `dist`.
+    fn sync(&mut self, dist: &[f64]) {
+        self.cand.copy_from_slice(dist);
+        self.touched.clear();
+    }
+
+    /// Offer cost `h` to head node `u` through hyperedge `e` from `from`.
+    /// Improves on the node's cost so far, or ties with this round's
+    /// improvement through a higher hyperedge: the result does not depend
+    /// on the order hyperedges are visited in.
+    #[inline(always)]
+    fn offer(&mut self, u: u32, h: f64, e: u32, from: u32) {
+        let ui = u as usize;
+        let (Some(&cu), Some(&eu)) = (self.cand.get(ui), self.edge.get(ui)) else {
+            return;
+        };
+        if h < cu || (h == cu && eu != NONE && e < eu) {
+            if eu == NONE {
+                self.touched.push(u);
+            }
+            self.cand[ui] = h;
+            self.edge[ui] = e;
+            self.pred[ui] = from;
+        }
+    }
+
+    /// Relax hyperedge `e` against the previous round's costs `d`.
+    #[inline(always)]
+    fn relax(&mut self, v: &View<'_>, d: &[f64], e: usize) {
+        let (h, from) = entry(v, d, e);
+        if h == f64::INFINITY {
+            return;
+        }
+        for &u in row(v.hp, v.hi, e) {
+            self.offer(u, h, e as u32, from);
+        }
+    }
+
+    /// The round's improvements sorted by node; applies them to `dist` and
+    /// restores the between-rounds invariant.
+    fn finish(&mut self, dist: &mut [f64], dense: bool) -> Vec<Upd> {
+        let n = self.edge.len();
+        if dense || self.touched.len() * 16 >= n {
+            self.touched.clear();
+            let edge = &self.edge;
+            self.touched
+                .extend((0..n as u32).filter(|&u| edge[u as usize] != NONE));
+        } else {
+            self.touched.sort_unstable();
+        }
+        let mut out = Vec::with_capacity(self.touched.len());
+        for &u in &self.touched {
+            let ui = u as usize;
+            let (Some(e), Some(x)) = (self.edge.get_mut(ui), dist.get_mut(ui)) else {
+                continue;
+            };
+            out.push(Upd {
+                node: u,
+                edge: *e,
+                pred: self.pred[ui],
+            });
+            *x = self.cand[ui];
+            *e = NONE;
+        }
+        self.touched.clear();
+        out
+    }
+}
+
+/// The slices one run reads (resolved once per call, not per access).
+struct View<'a> {
+    tp: &'a [u32],
+    ti: &'a [u32],
+    hp: &'a [u32],
+    hi: &'a [u32],
+    ttp: &'a [u32],
+    tti: &'a [u32],
+    htp: &'a [u32],
+    hti: &'a [u32],
+    w: &'a [f64],
+}
+
 /// A weighted directed hypergraph (see the module docs).
-#[derive(Debug, Clone)]
 pub struct Hypergraph {
     n_nodes: usize,
-    weights: Vec<f64>,
+    weights: Floats,
     /// hyperedge → tail nodes.
     tail: Csr,
     /// node → hyperedges whose tail holds it.
     tail_t: Csr,
-    /// node → hyperedges whose head holds it.
+    /// node → hyperedges whose head holds it (`tail_t`'s buffers when
+    /// undirected): dense rounds pull through it.
     head_t: Csr,
-    /// hyperedge → head nodes (kept for paths and views).
+    /// hyperedge → head nodes (the same buffers as `tail` when undirected).
     head: Csr,
+    /// Warm scratch arrays, reused by the next run.
+    pool: Mutex<Vec<Scratch>>,
+}
+
+impl Clone for Hypergraph {
+    fn clone(&self) -> Self {
+        Hypergraph {
+            n_nodes: self.n_nodes,
+            weights: self.weights.clone(),
+            tail: self.tail.clone(),
+            tail_t: self.tail_t.clone(),
+            head_t: self.head_t.clone(),
+            head: self.head.clone(),
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Hypergraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hypergraph")
+            .field("n_nodes", &self.n_nodes)
+            .field("n_edges", &self.n_edges())
+            .field("tail", &self.tail)
+            .field("head", &self.head)
+            .finish()
+    }
 }
 
 impl Hypergraph {
@@ -166,27 +380,53 @@ impl Hypergraph {
         head: Option<(Vec<u32>, Vec<u32>)>,
         weights: Vec<f64>,
     ) -> Result<Self> {
+        let sh =
+            |(p, i): (Vec<u32>, Vec<u32>)| -> (Indices, Indices) { (Arc::new(p), Arc::new(i)) };
+        Self::from_shared(n_nodes, sh(tail), head.map(sh), Arc::new(weights))
+    }
+
+    /// [`Hypergraph::new`] over shared buffers, read in place (validated
+    /// once here; only the node → hyperedge transpose is built).
+    pub fn from_shared(
+        n_nodes: usize,
+        tail: (Indices, Indices),
+        head: Option<(Indices, Indices)>,
+        weights: Floats,
+    ) -> Result<Self> {
         if n_nodes >= NONE as usize {
             return Err(HypergraphError::Invalid(format!(
                 "{n_nodes} nodes (at most {} supported)",
                 NONE - 1
             )));
         }
-        let m = weights.len();
-        if let Some((i, &w)) = weights
-            .iter()
-            .enumerate()
-            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
-        {
-            return Err(HypergraphError::BadWeight { edge: i, weight: w });
+        let m = {
+            let w = (*weights).as_ref();
+            if let Some((i, &x)) = w
+                .iter()
+                .enumerate()
+                .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+            {
+                return Err(HypergraphError::BadWeight { edge: i, weight: x });
+            }
+            w.len()
+        };
+        if m >= NONE as usize {
+            return Err(HypergraphError::Invalid(format!(
+                "{m} hyperedges (at most {} supported)",
+                NONE - 1
+            )));
         }
-        let tail = Csr::new("tail incidence", tail.0, tail.1, m, n_nodes)?;
+        let tail = Csr::shared("tail incidence", tail.0, tail.1, m, n_nodes)?;
         let head = match head {
-            Some((p, i)) => Csr::new("head incidence", p, i, m, n_nodes)?,
+            Some((p, i)) => Csr::shared("head incidence", p, i, m, n_nodes)?,
             None => tail.clone(),
         };
         let tail_t = tail.transpose(n_nodes);
-        let head_t = head.transpose(n_nodes);
+        let head_t = if std::ptr::eq(head.indices(), tail.indices()) {
+            tail_t.clone()
+        } else {
+            head.transpose(n_nodes)
+        };
         Ok(Hypergraph {
             n_nodes,
             weights,
@@ -194,6 +434,7 @@ impl Hypergraph {
             tail_t,
             head_t,
             head,
+            pool: Mutex::new(Vec::new()),
         })
     }
 
@@ -201,16 +442,60 @@ impl Hypergraph {
         self.n_nodes
     }
     pub fn n_edges(&self) -> usize {
-        self.weights.len()
+        self.weights().len()
+    }
+    pub fn weights(&self) -> &[f64] {
+        (*self.weights).as_ref()
     }
     pub fn weight(&self, e: usize) -> Option<f64> {
-        self.weights.get(e).copied()
+        self.weights().get(e).copied()
     }
     pub fn tail(&self, e: usize) -> &[u32] {
         self.tail.row(e)
     }
     pub fn head(&self, e: usize) -> &[u32] {
         self.head.row(e)
+    }
+    /// The tail incidence (hyperedge → nodes).
+    pub fn tail_csr(&self) -> &Csr {
+        &self.tail
+    }
+    /// The head incidence (the tail's buffers when undirected).
+    pub fn head_csr(&self) -> &Csr {
+        &self.head
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            tp: self.tail.indptr(),
+            ti: self.tail.indices(),
+            hp: self.head.indptr(),
+            hi: self.head.indices(),
+            ttp: self.tail_t.indptr(),
+            tti: self.tail_t.indices(),
+            htp: self.head_t.indptr(),
+            hti: self.head_t.indices(),
+            w: self.weights(),
+        }
+    }
+
+    /// A scratch from the pool (warm), or a new one.
+    fn scratch(&self) -> Scratch {
+        let n = self.n_nodes;
+        self.pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .filter(|s| s.cand.len() == n)
+            .unwrap_or_else(|| Scratch::new(n))
+    }
+
+    fn give_back(&self, s: Scratch) {
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < 64 {
+                p.push(s);
+            }
+        }
     }
 
     fn check_sources(&self, sources: &[u32]) -> Result<()> {
@@ -228,7 +513,7 @@ impl Hypergraph {
     /// Frontier form of the Jacobi rounds: a hyperedge's entry cost can only
     /// change when one of its tail nodes improved in the previous round, so
     /// each round re-evaluates only the hyperedges incident to the nodes the
-    /// previous round improved (all of them in the worst case).
+    /// previous round improved, or all of them in order when those are many.
     pub fn khop(&self, sources: &[u32], k: usize) -> Result<KHop> {
         self.khop_impl(sources, k, true)
     }
@@ -239,177 +524,196 @@ impl Hypergraph {
         self.khop_impl(sources, k, false)
     }
 
+    /// [`Hypergraph::khop`] with every round dense (to test both forms).
+    #[doc(hidden)]
+    pub fn khop_dense_only(&self, sources: &[u32], k: usize) -> Result<KHop> {
+        self.check_sources(sources)?;
+        let mut dist = vec![f64::INFINITY; self.n_nodes];
+        // A low split threshold, so that tests reach the parallel merge.
+        let rounds = self.run_rounds(sources, k, Mode::Dense(1 << 10), &mut dist);
+        Ok(KHop {
+            dist,
+            paths: Paths { rounds },
+        })
+    }
+
     fn khop_impl(&self, sources: &[u32], k: usize, allow_dense: bool) -> Result<KHop> {
         self.check_sources(sources)?;
         let mut dist = vec![f64::INFINITY; self.n_nodes];
+        let mode = if allow_dense {
+            Mode::Auto
+        } else {
+            Mode::Frontier
+        };
+        let rounds = self.run_rounds(sources, k, mode, &mut dist);
+        Ok(KHop {
+            dist,
+            paths: Paths { rounds },
+        })
+    }
+
+    /// The rounds into `dist` (all `inf` on entry); returns the per-round
+    /// improvements.
+    fn run_rounds(&self, sources: &[u32], k: usize, mode: Mode, dist: &mut [f64]) -> Vec<Vec<Upd>> {
+        let v = self.view();
+        let m = v.w.len();
         let mut active: Vec<u32> = sources.to_vec();
         active.sort_unstable();
         active.dedup();
         for &s in &active {
-            dist[s as usize] = 0.0;
+            if let Some(x) = dist.get_mut(s as usize) {
+                *x = 0.0;
+            }
         }
-        let mut stamp: Vec<u32> = Vec::new(); // allocated by the first sparse round
+        let mut sc = self.scratch();
+        sc.sync(dist);
         let mut rounds: Vec<Vec<Upd>> = Vec::new();
-        for r in 0..k {
+        for _ in 0..k {
             if active.is_empty() {
                 break; // a fixpoint: later rounds change nothing
             }
-            let d = &dist;
-            let reach: usize = active
-                .iter()
-                .map(|&v| self.tail_t.row(v as usize).len())
-                .sum();
-            if allow_dense && reach * DENSE_FRACTION >= self.n_edges() {
-                // A wide frontier: one dense round (all hyperedges, then a
-                // pull over each node's incoming hyperedges) beats scattering.
-                let upd = self.dense_round(d);
-                active = upd.iter().map(|x| x.node).collect();
-                for x in &upd {
-                    dist[x.node as usize] = x.cost;
+            let dense = match mode {
+                Mode::Dense(_) => true,
+                Mode::Frontier => false,
+                Mode::Auto => {
+                    let reach: usize = active
+                        .iter()
+                        .map(|&x| row(v.ttp, v.tti, x as usize).len())
+                        .sum();
+                    reach * DENSE_FRACTION >= m
                 }
-                rounds.push(upd);
-                continue;
-            }
-            if stamp.is_empty() {
-                stamp = vec![u32::MAX; self.n_edges()];
-            }
-            let tag = r as u32;
-            let mut edges = Vec::with_capacity(reach);
-            for &v in &active {
-                for &e in self.tail_t.row(v as usize) {
-                    if let Some(st) = stamp.get_mut(e as usize) {
-                        if *st != tag {
-                            *st = tag;
-                            edges.push(e);
-                        }
-                    }
-                }
-            }
-            let eval = |&e: &u32| {
-                let mut best = (f64::INFINITY, NONE);
-                for &v in self.tail.row(e as usize) {
-                    let c = d[v as usize];
-                    if c < best.0 {
-                        best = (c, v);
-                    }
-                }
-                let h = best.0 + self.weights[e as usize];
-                self.head
-                    .row(e as usize)
-                    .iter()
-                    .filter(move |&&u| h < d[u as usize])
-                    .map(move |&u| Upd {
-                        node: u,
-                        edge: e,
-                        pred: best.1,
-                        cost: h,
-                    })
             };
-            let by = |a: &Upd, b: &Upd| {
-                a.node
-                    .cmp(&b.node)
-                    .then(a.cost.total_cmp(&b.cost))
-                    .then(a.edge.cmp(&b.edge))
-            };
-            #[cfg(feature = "rayon")]
-            let mut upd: Vec<Upd> = if edges.len() >= PAR_EDGES {
-                let mut u: Vec<Upd> = edges.par_iter().flat_map_iter(eval).collect();
-                u.par_sort_unstable_by(by);
-                u
+            if dense {
+                let par = match mode {
+                    Mode::Dense(p) => p,
+                    _ => PAR_EDGES,
+                };
+                self.dense_round(&v, dist, &mut sc, par);
             } else {
-                let mut u: Vec<Upd> = edges.iter().flat_map(eval).collect();
-                u.sort_unstable_by(by);
-                u
-            };
-            #[cfg(not(feature = "rayon"))]
-            let mut upd: Vec<Upd> = {
-                let mut u: Vec<Upd> = edges.iter().flat_map(eval).collect();
-                u.sort_unstable_by(by);
-                u
-            };
-            upd.dedup_by_key(|x| x.node); // keeps the cheapest per node
-            active = upd.iter().map(|x| x.node).collect();
-            for x in &upd {
-                dist[x.node as usize] = x.cost;
+                for &x in &active {
+                    for &e in row(v.ttp, v.tti, x as usize) {
+                        sc.relax(&v, dist, e as usize);
+                    }
+                }
             }
+            let upd = sc.finish(dist, dense);
+            active.clear();
+            active.extend(upd.iter().map(|x| x.node));
             rounds.push(upd);
         }
-        Ok(KHop { dist, rounds })
+        self.give_back(sc);
+        rounds
     }
 
-    /// One Jacobi round over every hyperedge; improved nodes sorted by node.
-    fn dense_round(&self, d: &[f64]) -> Vec<Upd> {
-        let entry = |e: usize| -> (f64, u32) {
-            let mut best = (f64::INFINITY, NONE);
-            for &v in self.tail.row(e) {
-                let c = d[v as usize];
-                if c < best.0 {
-                    best = (c, v);
-                }
+    /// Every hyperedge, in two sweeps without shared writes: entry costs
+    /// per hyperedge (from the previous round's costs), then each node pulls
+    /// the cheapest entry cost among the hyperedges whose head holds it
+    /// (ascending hyperedge order with a strict `<`: ties go to the lowest
+    /// hyperedge, as in the frontier form). Above `par_edges` hyperedges both
+    /// sweeps run on rayon in many small chunks, so a thread that the
+    /// shared machine deschedules leaves its remaining chunks to the others.
+    fn dense_round(&self, v: &View<'_>, d: &[f64], sc: &mut Scratch, par_edges: usize) {
+        let m = v.w.len();
+        let n = sc.cand.len();
+        sc.h.resize(m, f64::INFINITY);
+        sc.from.resize(m, NONE);
+        let fill = |lo: usize, h: &mut [f64], from: &mut [u32]| {
+            for (i, (h, f)) in h.iter_mut().zip(from.iter_mut()).enumerate() {
+                (*h, *f) = entry(v, d, lo + i);
             }
-            (best.0 + self.weights[e], best.1)
         };
-        let h: Vec<(f64, u32)> = par_map(self.n_edges(), entry);
-        let pull = |u: usize| -> Option<Upd> {
-            let mut best = (d[u], NONE);
-            for &e in self.head_t.row(u) {
-                let c = h[e as usize].0;
-                if c < best.0 {
-                    best = (c, e);
+        let pull = |lo: usize,
+                    cand: &mut [f64],
+                    edge: &mut [u32],
+                    pred: &mut [u32],
+                    h: &[f64],
+                    from: &[u32]| {
+            for (i, ((c, e), p)) in cand
+                .iter_mut()
+                .zip(edge.iter_mut())
+                .zip(pred.iter_mut())
+                .enumerate()
+            {
+                let mut best = *c;
+                let mut be = NONE;
+                for &x in row(v.htp, v.hti, lo + i) {
+                    let hx = h.get(x as usize).copied().unwrap_or(f64::INFINITY);
+                    let lt = hx < best;
+                    best = if lt { hx } else { best };
+                    be = if lt { x } else { be };
+                }
+                if be != NONE {
+                    *c = best;
+                    *e = be;
+                    *p = from.get(be as usize).copied().unwrap_or(NONE);
                 }
             }
-            (best.1 != NONE).then(|| Upd {
-                node: u as u32,
-                edge: best.1,
-                pred: h[best.1 as usize].1,
-                cost: best.0,
-            })
         };
         #[cfg(feature = "rayon")]
-        {
-            (0..self.n_nodes).into_par_iter().filter_map(pull).collect()
+        if m >= par_edges && rayon::current_num_threads() >= 2 {
+            let ce = m.div_ceil(64).max(1);
+            sc.h.par_chunks_mut(ce)
+                .zip(sc.from.par_chunks_mut(ce))
+                .enumerate()
+                .for_each(|(i, (h, f))| fill(i * ce, h, f));
+            let cn = n.div_ceil(64).max(1);
+            let (h, from) = (&sc.h[..], &sc.from[..]);
+            sc.cand
+                .par_chunks_mut(cn)
+                .zip(sc.edge.par_chunks_mut(cn))
+                .zip(sc.pred.par_chunks_mut(cn))
+                .enumerate()
+                .for_each(|(i, ((c, e), p))| pull(i * cn, c, e, p, h, from));
+            return;
         }
-        #[cfg(not(feature = "rayon"))]
-        {
-            (0..self.n_nodes).filter_map(pull).collect()
-        }
+        let _ = par_edges;
+        fill(0, &mut sc.h, &mut sc.from);
+        pull(0, &mut sc.cand, &mut sc.edge, &mut sc.pred, &sc.h, &sc.from);
     }
 
-    /// Per-source costs: row `i` is [`Hypergraph::khop`] from `sources[i]`
-    /// alone (the matrix the selection needs), sources in parallel.
-    pub fn khop_each(&self, sources: &[u32], k: usize) -> Result<Vec<Vec<f64>>> {
+    /// Per-source costs, row-major `(sources.len(), n_nodes)`: row `i` is
+    /// [`Hypergraph::khop`] from `sources[i]` alone (the matrix the
+    /// selection needs), sources in parallel, written in place.
+    pub fn khop_each(&self, sources: &[u32], k: usize) -> Result<Vec<f64>> {
         self.check_sources(sources)?;
-        let one = |&s: &u32| self.khop(&[s], k).map(|r| r.dist);
+        let n = self.n_nodes;
+        let mut out = vec![f64::INFINITY; sources.len() * n];
+        if n == 0 {
+            return Ok(out);
+        }
+        let one = |(s, row): (&u32, &mut [f64])| {
+            self.run_rounds(&[*s], k, Mode::Auto, row);
+        };
         #[cfg(feature = "rayon")]
-        {
-            sources.par_iter().map(one).collect()
-        }
+        sources.par_iter().zip(out.par_chunks_mut(n)).for_each(one);
         #[cfg(not(feature = "rayon"))]
-        {
-            sources.iter().map(one).collect()
-        }
+        sources.iter().zip(out.chunks_mut(n)).for_each(one);
+        Ok(out)
     }
 }
 
-fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
-    #[cfg(feature = "rayon")]
-    {
-        (0..n).into_par_iter().map(f).collect()
-    }
-    #[cfg(not(feature = "rayon"))]
-    {
-        (0..n).map(f).collect()
-    }
+#[derive(Clone, Copy)]
+enum Mode {
+    Auto,
+    Frontier,
+    /// Every round dense, split above this many hyperedges.
+    Dense(usize),
 }
 
 /// One improvement in one round: `node` reached through `edge`, entered
-/// from `pred`, at `cost`.
+/// from `pred`.
 #[derive(Debug, Clone, Copy)]
 struct Upd {
     node: u32,
     edge: u32,
     pred: u32,
-    cost: f64,
+}
+
+/// The per-round improvements of a k-hop run (parent pointers), enough to
+/// walk back any cheapest path.
+#[derive(Debug, Clone, Default)]
+pub struct Paths {
+    rounds: Vec<Vec<Upd>>,
 }
 
 /// The result of a k-hop run.
@@ -417,8 +721,8 @@ struct Upd {
 pub struct KHop {
     /// Cost per node (`inf` when unreachable within k).
     pub dist: Vec<f64>,
-    /// Per round, the improved nodes sorted by node.
-    rounds: Vec<Vec<Upd>>,
+    /// Parent pointers, per round.
+    pub paths: Paths,
 }
 
 /// One step of an explanation path: reach `node` through `edge` (the first
@@ -430,14 +734,26 @@ pub struct Step {
 }
 
 impl KHop {
-    /// Rounds that improved at least one node.
+    /// Rounds that ran (each improved at least one node).
     pub fn rounds(&self) -> usize {
-        self.rounds.len()
+        self.paths.rounds()
     }
 
     /// The cheapest path to `node`, source first; `None` when unreachable.
     pub fn path(&self, node: u32) -> Option<Vec<Step>> {
-        let d = *self.dist.get(node as usize)?;
+        self.paths.path(&self.dist, node)
+    }
+}
+
+impl Paths {
+    /// Rounds that ran (the last may have improved nothing: the fixpoint).
+    pub fn rounds(&self) -> usize {
+        self.rounds.len()
+    }
+
+    /// The cheapest path to `node` given the run's costs `dist`.
+    pub fn path(&self, dist: &[f64], node: u32) -> Option<Vec<Step>> {
+        let d = *dist.get(node as usize)?;
         if !d.is_finite() {
             return None;
         }
@@ -509,16 +825,20 @@ impl Ord for Cand {
 /// Budgeted selection. `cover[s][t]` is the cost from changed node `s` to
 /// test `t` (`inf` = no path), `durations[t]` its recorded seconds.
 /// Returns the decision per test and the selection order.
-pub fn select(
-    cover: &[Vec<f64>],
+pub fn select<R: AsRef<[f64]>>(
+    cover: &[R],
     durations: &[f64],
     p: &SelectParams,
 ) -> Result<(Vec<Cut>, Vec<usize>)> {
     let nt = durations.len();
-    if let Some((i, r)) = cover.iter().enumerate().find(|(_, r)| r.len() != nt) {
+    if let Some((i, r)) = cover
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.as_ref().len() != nt)
+    {
         return Err(HypergraphError::Invalid(format!(
             "cover row {i} has {} tests, durations has {nt}",
-            r.len()
+            r.as_ref().len()
         )));
     }
     if let Some((i, d)) = durations
@@ -535,7 +855,12 @@ pub fn select(
             "budget must be >= 0 and threshold a number".into(),
         ));
     }
-    let best = |t: usize| cover.iter().map(|r| r[t]).fold(f64::INFINITY, f64::min);
+    let best = |t: usize| {
+        cover
+            .iter()
+            .map(|r| r.as_ref()[t])
+            .fold(f64::INFINITY, f64::min)
+    };
     let mut cut = vec![Cut::Unreachable; nt];
     let mut order = Vec::new();
     let mut eligible = Vec::new();
@@ -564,7 +889,7 @@ pub fn select(
         cover
             .iter()
             .zip(covered)
-            .map(|(r, &c)| (value(r[t]) - c).max(0.0))
+            .map(|(r, &c)| (value(r.as_ref()[t]) - c).max(0.0))
             .sum()
     };
     // Zero-duration tests would have infinite ratio; a floor keeps order sane.
@@ -601,7 +926,7 @@ pub fn select(
         cut[c.idx] = Cut::Selected;
         order.push(c.idx);
         for (s, cv) in covered.iter_mut().enumerate() {
-            *cv = cv.max(value(cover[s][c.idx]));
+            *cv = cv.max(value(cover[s].as_ref()[c.idx]));
         }
     }
     Ok((cut, order))
@@ -633,12 +958,14 @@ mod tests {
         assert_eq!(r2.dist[4], 6.0);
         let r3 = h.khop(&[0], 3).expect("ok");
         assert_eq!(r3.dist[4], 4.0);
+        assert_eq!(h.khop_dense_only(&[0], 3).expect("ok").dist, r3.dist);
+        assert_eq!(h.khop_frontier_only(&[0], 3).expect("ok").dist, r3.dist);
         let p = r3.path(4).expect("path");
         let nodes: Vec<u32> = p.iter().map(|s| s.node).collect();
         assert_eq!(nodes, vec![0, 1, 3, 4]);
         let sum = p[1..]
             .iter()
-            .fold(0.0, |a, s| a + h.weights[s.edge as usize]);
+            .fold(0.0, |a, s| a + h.weights()[s.edge as usize]);
         assert_eq!(sum, r3.dist[4]);
     }
 

@@ -70,6 +70,11 @@ proptest! {
         }
         let r = g.khop(&src, k).expect("ok");
         prop_assert_eq!(&r.dist, &want);
+        let dn = g.khop_dense_only(&src, k).expect("ok");
+        prop_assert_eq!(&dn.dist, &want);
+        for u in 0..n as u32 {
+            prop_assert_eq!(dn.path(u), f.path(u));
+        }
         for u in 0..n as u32 {
             match r.path(u) {
                 None => prop_assert!(want[u as usize].is_infinite()),
@@ -88,6 +93,47 @@ proptest! {
                     prop_assert_eq!(cost, r.dist[u as usize]);
                 }
             }
+        }
+    }
+}
+
+/// A graph large enough for the parallel dense rounds (chunks per rayon
+/// thread, merged): the three round forms give the same costs and, thanks
+/// to the (cost, hyperedge) tie rule, the same paths; ties are frequent
+/// (integer weights).
+#[test]
+fn parallel_dense_rounds_agree_with_frontier() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let (n, m) = (20_000usize, 300_000usize);
+    let (mut tp, mut ti, mut hp, mut hi, mut w) = (vec![0u32], vec![], vec![0u32], vec![], vec![]);
+    for _ in 0..m {
+        for _ in 0..rng.gen_range(1..4) {
+            ti.push(rng.gen_range(0..n as u32));
+        }
+        tp.push(ti.len() as u32);
+        for _ in 0..rng.gen_range(1..4) {
+            hi.push(rng.gen_range(0..n as u32));
+        }
+        hp.push(hi.len() as u32);
+        w.push(f64::from(rng.gen_range(0u32..8)));
+    }
+    let g = Hypergraph::new(n, (tp, ti), Some((hp, hi)), w).expect("valid");
+    let src = [3u32, 999, 17_000];
+    for k in [1, 2, 3, 6] {
+        let a = g.khop_frontier_only(&src, k).expect("ok");
+        let b = g.khop_dense_only(&src, k).expect("ok");
+        let c = g.khop(&src, k).expect("ok");
+        assert_eq!(a.dist, b.dist);
+        assert_eq!(a.dist, c.dist);
+        for u in (0..n as u32).step_by(7) {
+            assert_eq!(a.path(u), b.path(u));
+            assert_eq!(a.path(u), c.path(u));
+        }
+        let each = g.khop_each(&src, k).expect("ok");
+        for (i, &s) in src.iter().enumerate() {
+            let one = g.khop(&[s], k).expect("ok");
+            assert_eq!(&each[i * n..(i + 1) * n], &one.dist[..]);
         }
     }
 }
