@@ -40,7 +40,7 @@ def sh(cwd: Path, *args: str) -> str:
 TESTS = "tests"
 
 
-def pytest(cwd: Path, home: Path, *args: str, testmon: Path | None = None) -> tuple[float, str]:
+def pytest(cwd: Path, home: Path, *args: str, testmon: Path | None = None) -> tuple[float, str, int]:
     env = {k: v for k, v in os.environ.items() if k not in ("MAESTRO_HOME", "PYTEST_ADDOPTS")}
     if testmon is not None:
         env["TESTMON_DATAFILE"] = str(testmon / ".testmondata")
@@ -49,7 +49,7 @@ def pytest(cwd: Path, home: Path, *args: str, testmon: Path | None = None) -> tu
     no_cache = ["-p", "no:cacheprovider"] if testmon is None else []
     p = subprocess.run([PY, "-m", "pytest", "-q", *no_cache, "-p", "no:randomly",
                         f"--maestro-home={home}", *args, TESTS], cwd=cwd, capture_output=True, text=True, env=env)
-    return time.perf_counter() - t0, p.stdout + p.stderr
+    return time.perf_counter() - t0, p.stdout + p.stderr, p.returncode
 
 
 def outcomes(home: Path) -> dict[str, tuple[float, str]]:
@@ -73,7 +73,7 @@ def full_run(work: Path, home: Path) -> tuple[float, dict[str, tuple[float, str]
             db.execute("DELETE FROM tia_tests")
             db.commit()
             db.close()
-        wall, _out = pytest(work, scratch, "--maestro-collect")
+        wall, _out, _rc = pytest(work, scratch, "--maestro-collect")
         return wall, outcomes(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -150,7 +150,7 @@ def apply(work: Path, m: tuple[str, int, str, str]) -> str:
 
 def testmon_run(work: Path, home: Path, tm: Path) -> tuple[float, set[str]]:
     """``pytest --testmon`` with its data file in ``tm``; wall time and the test ids it ran."""
-    wall, out = pytest(work, home, "--testmon", "-rA", testmon=tm)
+    wall, out, _rc = pytest(work, home, "--testmon", "-rA", testmon=tm)
     ran = set(re.findall(r"^(?:PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+::\S+)", out, re.M))
     return wall, ran
 
@@ -198,7 +198,7 @@ def main() -> int:
             sels[name] = (sel, set(sel.selected) if not sel.run_all else None)
         t_sel = sels["safe"][0].elapsed
         # real run with the plugin (wall time), then the full suite (truth + new index)
-        wall_sel, out_sel = pytest(work, home, f"--maestro-select={p}", f"--maestro-k={a.k}")
+        wall_sel, out_sel, rc_sel = pytest(work, home, f"--maestro-select={p}", f"--maestro-k={a.k}")
         ms = mutants(work, p, rng, a.mutants)
         mut_rows = []
         for m in ms:
@@ -220,7 +220,7 @@ def main() -> int:
         idx.db.execute("DELETE FROM tia_tests")
         idx.db.commit()
         idx.close()
-        wall_full, _o = pytest(work, home, "--maestro-collect")
+        wall_full, _o, rc_full = pytest(work, home, "--maestro-collect")
         res = outcomes(home)
         all_t = sum(d for d, _ in res.values())
         new_tests = {t for t in res if t not in {d.nodeid for d in sels["safe"][0].decisions}}
@@ -253,6 +253,9 @@ def main() -> int:
             "safe": stats(sels["safe"][1]), "cover_only": stats(sels["cover_only"][1]),
             "testmon": stats(tm_ran_c & set(res), ran_new=False),
             "failing": sorted(t for t, (_d, o) in res.items() if o == "failed"),
+            # pytest exit codes: a collection error (exit 2) fails the suite without any
+            # failed test outcome, so the exit codes are kept beside the outcomes
+            "full_rc": rc_full, "select_rc": rc_sel,
             "mut_safe": mstats(lambda mr: mr["sel"]), "mut_testmon": mstats(lambda mr: mr["tm"] & set(mr["res"])),
             "mutants": [{k: v for k, v in mr.items() if k in ("file", "line", "old", "new")} for mr in mut_rows],
             "plugin_summary": next((ln for ln in out_sel.splitlines() if ln.startswith("maestro tia:")), ""),
@@ -271,6 +274,12 @@ def main() -> int:
     return 0
 
 
+def _red(rc: int | None) -> bool:
+    """A pytest exit code that means the run failed (1 tests failed, 2 interrupted,
+    e.g. collection errors, 3 internal error, 4 usage error); 0 passed, 5 no tests."""
+    return rc is not None and rc not in (0, 5)
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     tot = sum(r["all_time"] for r in rows)
     out: dict[str, Any] = {"commits": len(rows), "all_time_s": round(tot, 3),
@@ -278,7 +287,11 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                            "wall_select_s": round(sum(r["wall_select"] for r in rows), 2),
                            "wall_testmon_s": round(sum(r["wall_testmon"] for r in rows), 2),
                            "fallbacks": sum(1 for r in rows if r["fallback"]),
-                           "real_failing_commits": sum(1 for r in rows if r["failing"])}
+                           "real_failing_commits": sum(1 for r in rows if r["failing"] or _red(r.get("full_rc"))),
+                           # the full suite fails (failed tests or collection errors) but the
+                           # selected run passes: a real failure the selection missed
+                           "real_failures_missed": sum(1 for r in rows if (r["failing"] or _red(r.get("full_rc")))
+                                                       and not _red(r.get("select_rc")))}
     # a failure the change caused: failing at the commit, not at its parent
     # (the previous row's full run; every failure of the first row counts)
     prev: set[str] | None = None
