@@ -32,7 +32,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from policy_common import agree, corpus, opa_outcomes, opa_subprocess_outcomes  # noqa: E402
+from policy_common import agree, corpus, mutated_modules, opa_outcomes, opa_subprocess_outcomes  # noqa: E402
 
 from maestro_core import _native, policy  # noqa: E402
 
@@ -50,16 +50,6 @@ def workload() -> list[tuple[str, policy.PolicySet, list[policy.Decision], list[
     return out
 
 
-def _mutated(ps: policy.PolicySet, m: dict[str, Any]) -> list[tuple[str, str]]:
-    mods = []
-    for i, mod in enumerate(ps.modules):
-        t = mod.text
-        if i == m["module"]:
-            t = t[: m["start"]] + m["replacement"] + t[m["end"]:]
-        mods.append((mod.path, t))
-    return mods
-
-
 def run_ours(wl: Any, threads: int = 0) -> dict[str, bool]:
     detected = {}
     for name, ps, decs, _ in wl:
@@ -75,7 +65,7 @@ def run_opa(wl: Any, subprocess_sample: int | None = None) -> dict[str, bool]:
         base = opa_outcomes([(m.path, m.text) for m in ps.modules], ps.data, decs)
         chosen = muts if subprocess_sample is None else muts[:subprocess_sample]
         for m in chosen:
-            mods = _mutated(ps, m)
+            mods = mutated_modules(ps, m)
             outs = (opa_outcomes(mods, ps.data, decs) if subprocess_sample is None
                     else opa_subprocess_outcomes(mods, ps.data, decs))
             detected[f"{name}#{m['id']}"] = any(not agree(a, b) for a, b in zip(base, outs))

@@ -45,6 +45,11 @@ pub struct Options {
     pub operators: Vec<Operator>,
     /// Stop after this many mutants (in source order), if set.
     pub max_mutants: Option<usize>,
+    /// The value of `time.now_ns()` for the whole run (the original and
+    /// every mutant see the same clock, so a verdict never depends on when a
+    /// mutant happened to run); `None`: the time at the start of the run.
+    #[serde(default)]
+    pub now_ns: Option<i64>,
 }
 
 impl Default for Options {
@@ -56,6 +61,7 @@ impl Default for Options {
             seed: 0x5eed,
             operators: Operator::ALL.to_vec(),
             max_mutants: None,
+            now_ns: None,
         }
     }
 }
@@ -222,6 +228,35 @@ impl Evaluator {
                 rules: HashMap::new(),
             })
         })
+    }
+
+    /// Make `time.now_ns()` return `now_ns` (as OPA fixes the clock once per
+    /// query, here once per run): an extension of that name is looked up
+    /// before the builtin.
+    pub fn pin_time(&mut self, now_ns: i64) -> Result<()> {
+        guarded(|| {
+            self.engine
+                .add_extension(
+                    "time.now_ns".into(),
+                    0,
+                    Box::new(move |_: Vec<Value>| Ok(Value::from(now_ns))),
+                )
+                .map_err(|e| RegoError::Invalid(format!("pin time: {e:#}")))
+        })
+    }
+
+    /// Problems OPA's compiler reports in module `i` and regorus does not
+    /// (see [`super::check`]).
+    fn static_problems(&mut self, i: usize, globals: &BTreeSet<String>) -> Vec<String> {
+        guarded(|| {
+            Ok(self
+                .engine
+                .get_modules()
+                .get(i)
+                .map(|m| super::check::problems(m, globals))
+                .unwrap_or_default())
+        })
+        .unwrap_or_default()
     }
 
     fn set_limit(&mut self, limit: Duration) {
@@ -837,6 +872,11 @@ struct Ctx<'a> {
     packages: Vec<String>,
     pool_base: Vec<Vec<Outcome>>,
     timeout: Duration,
+    now_ns: i64,
+    /// Names always bound, and each module's own static problems (see
+    /// [`super::check`]): a mutant is stillborn when it adds one.
+    globals: BTreeSet<String>,
+    problems: Vec<Vec<String>>,
 }
 
 fn strip_tests(o: Outcome) -> Outcome {
@@ -870,6 +910,20 @@ fn run_one(ctx: &Ctx<'_>, m: &Mutant) -> (Status, String) {
         Err(RegoError::Panic(p)) => return (Status::Error, format!("regorus panicked: {p}")),
         Err(e) => return (Status::Stillborn, e.to_string()),
     };
+    let orig = ctx.problems.get(m.module).map(Vec::as_slice).unwrap_or(&[]);
+    let new = super::check::new_problems(orig, &ev.static_problems(m.module, &ctx.globals));
+    if !new.is_empty() {
+        return (
+            Status::Stillborn,
+            format!(
+                "compile error (as OPA's compiler reports it): {}",
+                new.join("; ")
+            ),
+        );
+    }
+    if let Err(e) = ev.pin_time(ctx.now_ns) {
+        return (Status::Error, e.to_string());
+    }
     let remaining = |start: Instant| ctx.timeout.checked_sub(start.elapsed());
     for (q, base) in ctx.tests.iter().zip(&ctx.test_base) {
         let Some(left) = remaining(start) else {
@@ -957,6 +1011,9 @@ fn equivalence(
     let Ok(mut ev) = Evaluator::new(ctx.set, Some((m.module, &text)), Some(ctx.timeout)) else {
         return (Status::Survived, String::new(), None, None);
     };
+    if ev.pin_time(ctx.now_ns).is_err() {
+        return (Status::Survived, String::new(), None, None);
+    }
     for (i, input) in ctx.pool.iter().enumerate() {
         for (p, pkg) in ctx.packages.iter().enumerate() {
             let Some(base) = ctx.pool_base.get(i).and_then(|b| b.get(p)) else {
@@ -1068,6 +1125,20 @@ pub fn run(
     let mut skipped = vec![];
     let tests = set.tests()?;
     let mut base_ev = Evaluator::new(set, None, Some(timeout.saturating_mul(4)))?;
+    let now_ns = opts.now_ns.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    });
+    base_ev.pin_time(now_ns)?;
+    let asts: Vec<regorus::unstable::Ref<regorus::unstable::Module>> =
+        guarded(|| Ok(base_ev.engine.get_modules().clone()))?;
+    let globals = super::check::globals(asts.iter().map(|m| m.as_ref()));
+    let problems: Vec<Vec<String>> = asts
+        .iter()
+        .map(|m| guarded(|| Ok(super::check::problems(m, &globals))).unwrap_or_default())
+        .collect();
     let mut test_base = vec![];
     let mut baseline = Baseline::default();
     for q in &tests {
@@ -1225,6 +1296,9 @@ pub fn run(
         packages,
         pool_base,
         timeout,
+        now_ns,
+        globals,
+        problems,
     };
     let total = all.len();
     let done = AtomicUsize::new(0);
