@@ -32,7 +32,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from policy_common import agree, corpus, opa_outcomes, opa_subprocess_outcomes  # noqa: E402
+from policy_common import agree, corpus, mutated_modules, opa_outcomes, opa_subprocess_outcomes  # noqa: E402
 
 from maestro_core import _native, policy  # noqa: E402
 
@@ -50,16 +50,6 @@ def workload() -> list[tuple[str, policy.PolicySet, list[policy.Decision], list[
     return out
 
 
-def _mutated(ps: policy.PolicySet, m: dict[str, Any]) -> list[tuple[str, str]]:
-    mods = []
-    for i, mod in enumerate(ps.modules):
-        t = mod.text
-        if i == m["module"]:
-            t = t[: m["start"]] + m["replacement"] + t[m["end"]:]
-        mods.append((mod.path, t))
-    return mods
-
-
 def run_ours(wl: Any, threads: int = 0) -> dict[str, bool]:
     detected = {}
     for name, ps, decs, _ in wl:
@@ -75,7 +65,7 @@ def run_opa(wl: Any, subprocess_sample: int | None = None) -> dict[str, bool]:
         base = opa_outcomes([(m.path, m.text) for m in ps.modules], ps.data, decs)
         chosen = muts if subprocess_sample is None else muts[:subprocess_sample]
         for m in chosen:
-            mods = _mutated(ps, m)
+            mods = mutated_modules(ps, m)
             outs = (opa_outcomes(mods, ps.data, decs) if subprocess_sample is None
                     else opa_subprocess_outcomes(mods, ps.data, decs))
             detected[f"{name}#{m['id']}"] = any(not agree(a, b) for a, b in zip(base, outs))
@@ -108,32 +98,45 @@ def test_opa_subprocess(benchmark: Any, wl: Any) -> None:
 
 
 def main() -> int:
+    """Interleaved rounds (ours, ours on 1 thread, OPA in-process), so that
+    the load of a shared machine falls on all paths alike; the ratio is taken
+    per round and the median reported, with the load average."""
+    import statistics
+
+    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
     wl = workload()
     n = sum(len(w[3]) for w in wl)
-    t = time.perf_counter()
-    ours = run_ours(wl)
-    t_ours = time.perf_counter() - t
-    t = time.perf_counter()
-    ours1 = run_ours(wl, threads=1)
-    t_ours1 = time.perf_counter() - t
-    t = time.perf_counter()
-    opa = run_opa(wl)
-    t_opa = time.perf_counter() - t
+    run_ours(wl)  # warm-up (page cache, allocator)
+    times: dict[str, list[float]] = {"ours": [], "ours_1_thread": [], "opa_in_process": []}
+    ours = opa = {}
+    for _ in range(rounds):
+        t = time.perf_counter()
+        ours = run_ours(wl)
+        times["ours"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        run_ours(wl, threads=1)
+        times["ours_1_thread"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        opa = run_opa(wl)
+        times["opa_in_process"].append(time.perf_counter() - t)
     t = time.perf_counter()
     sub = run_opa(wl, SUBPROCESS_SAMPLE)
     t_sub = time.perf_counter() - t
-    rate = {"ours": n / t_ours, "ours_1_thread": n / t_ours1, "opa_in_process": n / t_opa,
-            "opa_subprocess": len(sub) / t_sub}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rate = {k: n / v for k, v in med.items()}
+    rate["opa_subprocess"] = len(sub) / t_sub
+    per_round = [o / u for o, u in zip(times["opa_in_process"], times["ours"])]
+    per_round_1 = [o / u for o, u in zip(times["opa_in_process"], times["ours_1_thread"])]
     agreement = sum(ours[k] == v for k, v in opa.items()) / len(opa)
     dis = [k for k, v in opa.items() if ours[k] != v]
-    print(f"{len(wl)} policies, {n} mutants, {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
+    print(f"{len(wl)} policies, {n} mutants, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+          f"{rounds} interleaved rounds; load average {os.getloadavg()}")
     for k, v in rate.items():
-        print(f"  {k:16} {v:10.1f} mutants/s")
-    print(f"  ratio ours / OPA in-process: {rate['ours'] / rate['opa_in_process']:.1f}x; "
-          f"ours / OPA subprocess: {rate['ours'] / rate['opa_subprocess']:.1f}x; "
-          f"ours (1 thread) / OPA in-process: {rate['ours_1_thread'] / rate['opa_in_process']:.1f}x")
-    print(f"  verdict agreement with OPA: {agreement:.1%} ({len(opa) - len(dis)}/{len(opa)}); differ: {dis[:10]}")
-    _ = ours1
+        print(f"  {k:16} {v:10.1f} mutants/s (median round)")
+    print(f"  ratio ours / OPA in-process, per round: median {statistics.median(per_round):.1f}x "
+          f"(min {min(per_round):.1f}x, max {max(per_round):.1f}x); 1 thread: median {statistics.median(per_round_1):.1f}x")
+    print(f"  ours / OPA subprocess: {rate['ours'] / rate['opa_subprocess']:.1f}x")
+    print(f"  verdict agreement with OPA: {agreement:.1%} ({len(opa) - len(dis)}/{len(opa)}); differ: {dis}")
     return 0
 
 

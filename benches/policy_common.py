@@ -15,7 +15,8 @@ from rego_corpus import CorpusPolicy, corpus  # noqa: E402
 
 from maestro_core import policy  # noqa: E402
 
-__all__ = ["CorpusPolicy", "corpus", "opa_eval", "opa_outcomes", "opa_subprocess_outcomes", "canon", "agree"]
+__all__ = ["CorpusPolicy", "corpus", "opa_eval", "opa_outcomes", "opa_subprocess_outcomes", "canon", "agree",
+           "mutated_modules", "verdict_disagreements"]
 
 _UNDEF = {"undefined": True}
 
@@ -103,3 +104,40 @@ def agree(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
         return all(agree(a[k], b[k]) for k in a)
     return False
+
+
+def mutated_modules(ps: policy.PolicySet, m: dict[str, Any]) -> list[tuple[str, str]]:
+    """The set's modules with mutant ``m`` (as ``_native.rego_mutants`` gives it) applied."""
+    mods = []
+    for i, mod in enumerate(ps.modules):
+        t = mod.text
+        if i == m["module"]:
+            t = t[: m["start"]] + m["replacement"] + t[m["end"]:]
+        mods.append((mod.path, t))
+    return mods
+
+
+def verdict_disagreements(name: str, ps: policy.PolicySet, decisions: list[policy.Decision],
+                          mutants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mutants on which ours and OPA disagree about detection.
+
+    Ours: ``policy.mutate`` with the decisions (equivalence check off); a
+    mutant is detected when killed, stillborn, timed out or in error. OPA: a
+    fresh engine per mutant; detected when it does not load or any decision's
+    outcome differs from the original's."""
+    r = policy.mutate(ps, decisions, equivalence_samples=0, incremental=False, record_card=False)
+    ours = {m.id: m for m in r.mutants}
+    base = opa_outcomes([(m.path, m.text) for m in ps.modules], ps.data, decisions)
+    out = []
+    for m in mutants:
+        outs = opa_outcomes(mutated_modules(ps, m), ps.data, decisions)
+        opa_detected = any(not agree(a, b) for a, b in zip(base, outs))
+        o = ours[m["id"]]
+        our_detected = o.status in ("killed", "timeout", "error", "stillborn")
+        if opa_detected != our_detected:
+            err = next((x["error"] for x in outs if isinstance(x, dict) and "error" in x), None)
+            out.append({"policy": name, "id": m["id"], "operator": m["operator"], "line": m["line"],
+                        "original": m["original"], "replacement": m["replacement"], "ours": o.status,
+                        "ours_detail": o.detail[:300], "opa": "detected" if opa_detected else "not detected",
+                        "opa_error": err[:300] if err else None})
+    return out

@@ -337,8 +337,13 @@ def mutate(
     home: PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
     record_card: bool = True,
+    now_ns: int | None = None,
 ) -> MutationReport:
     """Mutation-test a policy against its own tests and labelled decisions.
+
+    ``time.now_ns()`` returns one value for the whole run (``now_ns``, or the
+    time at the start of the run), so a verdict never depends on when a
+    mutant happened to run.
 
     With ``incremental`` (the default) verdicts are kept in the store under
     ``home`` and reused for mutants whose rules did not change. A Decision
@@ -350,7 +355,7 @@ def mutate(
     if unknown:
         raise InputError(f"unknown mutation operator(s) {unknown}; known: {', '.join(OPERATORS)}")
     opts = {"threads": threads, "timeout_ms": timeout_ms, "equivalence_samples": equivalence_samples,
-            "seed": seed, "operators": ops, "max_mutants": max_mutants}
+            "seed": seed, "operators": ops, "max_mutants": max_mutants, "now_ns": now_ns}
     store = None
     if incremental or record_card:
         from .store import open_store

@@ -170,7 +170,7 @@ pub fn package_path(m: &regorus::unstable::Module) -> String {
 
 impl PolicySet {
     /// Build from in-memory modules and data, choosing v0/v1 as `opa` would.
-    pub fn from_modules(modules: Vec<Module>, data: Json) -> Result<Self> {
+    pub fn from_modules(mut modules: Vec<Module>, data: Json) -> Result<Self> {
         let mut rego_v0 = false;
         for m in &modules {
             if parse_module(&m.path, &m.text, true).is_err() {
@@ -197,6 +197,7 @@ impl PolicySet {
                 reason: "the data document must be an object".into(),
             });
         }
+        number_duplicate_tests(&mut modules, !rego_v0)?;
         Ok(PolicySet {
             modules,
             data,
@@ -260,6 +261,43 @@ impl PolicySet {
         }
         Ok(out)
     }
+}
+
+/// `opa test` runs every `test_` rule on its own, even when several share a
+/// name (it reports them as `test_x#01`, `test_x#02`); evaluated by name,
+/// such rules would be one rule whose bodies are or-ed, and a failing body
+/// would hide behind a passing one. So the second and later `test_` rules of
+/// a name in a package are renamed `test_x__2`, `test_x__3`, ... in the
+/// test modules' text (which is never mutated).
+fn number_duplicate_tests(modules: &mut [Module], v1: bool) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for m in modules.iter_mut() {
+        if !m.is_test {
+            continue;
+        }
+        let ast = parse_module(&m.path, &m.text, v1)?;
+        let pkg = package_path(&ast);
+        let mut edits: Vec<(usize, usize, String)> = vec![];
+        for r in &ast.policy {
+            if matches!(r.as_ref(), Rule::Default { .. }) {
+                continue;
+            }
+            let name = rule_name(r);
+            if !name.starts_with("test_") {
+                continue;
+            }
+            let n = seen.entry(format!("{pkg}.{name}")).or_insert(0);
+            *n += 1;
+            let start = r.span().start as usize;
+            if *n > 1 && m.text.get(start..start + name.len()) == Some(name.as_str()) {
+                edits.push((start, start + name.len(), format!("{name}__{n}")));
+            }
+        }
+        for (s, e, new) in edits.into_iter().rev() {
+            m.text.replace_range(s..e, &new);
+        }
+    }
+    Ok(())
 }
 
 fn load_file(
@@ -405,6 +443,30 @@ mod tests {
         .expect("loads");
         assert!(set.rego_v0);
         assert_eq!(set.tests().expect("tests"), vec!["data.p.test_a"]);
+    }
+
+    #[test]
+    fn duplicate_test_names_run_apart() {
+        let set = PolicySet::from_modules(
+            vec![
+                Module {
+                    path: "p.rego".into(),
+                    text: "package p\nallow if input.x > 1\n".into(),
+                    is_test: false,
+                },
+                Module {
+                    path: "p_test.rego".into(),
+                    text: "package p\ntest_a if allow with input as {\"x\": 2}\ntest_a if not allow with input as {\"x\": 2}\n".into(),
+                    is_test: true,
+                },
+            ],
+            Json::Null,
+        )
+        .expect("loads");
+        assert_eq!(
+            set.tests().expect("tests"),
+            vec!["data.p.test_a", "data.p.test_a__2"]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! regorus may panic on odd input; every call into it from here runs under
 //! `catch_unwind` so a panic becomes [`RegoError::Panic`] for that mutant only.
 
+pub mod check;
 pub mod load;
 pub mod ops;
 pub mod run;

@@ -45,6 +45,11 @@ pub struct Options {
     pub operators: Vec<Operator>,
     /// Stop after this many mutants (in source order), if set.
     pub max_mutants: Option<usize>,
+    /// The value of `time.now_ns()` for the whole run (the original and
+    /// every mutant see the same clock, so a verdict never depends on when a
+    /// mutant happened to run); `None`: the time at the start of the run.
+    #[serde(default)]
+    pub now_ns: Option<i64>,
 }
 
 impl Default for Options {
@@ -56,6 +61,7 @@ impl Default for Options {
             seed: 0x5eed,
             operators: Operator::ALL.to_vec(),
             max_mutants: None,
+            now_ns: None,
         }
     }
 }
@@ -175,6 +181,61 @@ fn to_json(v: &Value) -> Option<Json> {
 pub struct Evaluator {
     engine: regorus::Engine,
     rules: HashMap<String, bool>,
+    /// Set module index of each engine module, in the engine's order.
+    order: Vec<usize>,
+}
+
+/// The execution timer: checked every 16 steps (every step costs a clock
+/// read in the hottest loop; 16 steps are microseconds).
+fn timer(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN),
+    }
+}
+
+/// An engine with every module of `set` but `skip`, and the data, parsed
+/// once; [`Evaluator::from_base`] clones it for each mutant of `skip`.
+fn base_engine(
+    set: &PolicySet,
+    skip: Option<usize>,
+    data: &Value,
+    now_ns: Option<i64>,
+) -> Result<regorus::Engine> {
+    guarded(|| {
+        let mut engine = regorus::Engine::new();
+        engine.set_rego_v0(set.rego_v0);
+        // As `opa eval` and `opa test`: a builtin error makes the
+        // expression undefined; `print` output is gathered, not written.
+        engine.set_strict_builtin_errors(false);
+        engine.set_gather_prints(true);
+        for (i, m) in set.modules.iter().enumerate() {
+            if Some(i) == skip {
+                continue;
+            }
+            engine
+                .add_policy(m.path.clone(), m.text.clone())
+                .map_err(|e| syntax_error(&m.path, &e))?;
+        }
+        engine.add_data(data.clone()).map_err(|e| RegoError::Data {
+            path: "(data)".into(),
+            reason: format!("{e:#}"),
+        })?;
+        if let Some(now) = now_ns {
+            pin(&mut engine, now)?;
+        }
+        Ok(engine)
+    })
+}
+
+fn pin(engine: &mut regorus::Engine, now_ns: i64) -> Result<()> {
+    engine
+        .add_extension(
+            "time.now_ns".into(),
+            0,
+            Box::new(move |_: Vec<Value>| Ok(Value::from(now_ns))),
+        )
+        .map_err(|e| RegoError::Invalid(format!("pin time: {e:#}")))
 }
 
 impl Evaluator {
@@ -184,52 +245,78 @@ impl Evaluator {
         replace: Option<(usize, &str)>,
         timeout: Option<Duration>,
     ) -> Result<Self> {
+        let data = to_value(&set.data)?;
+        let skip = replace.map(|(i, _)| i);
+        let base = base_engine(set, skip, &data, None)?;
+        Self::from_base(set, &base, skip, replace.map(|(_, t)| t), timeout)
+    }
+
+    /// Clone `base` (every module but `module`, parsed once, with the data)
+    /// and add `module` with `text` (its own text when `None`); then compile.
+    /// With `module` `None`, `base` already holds every module.
+    fn from_base(
+        set: &PolicySet,
+        base: &regorus::Engine,
+        module: Option<usize>,
+        text: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Self> {
         guarded(|| {
-            let mut engine = regorus::Engine::new();
-            engine.set_rego_v0(set.rego_v0);
-            // As `opa eval` and `opa test`: a builtin error makes the
-            // expression undefined; `print` output is gathered, not written.
-            engine.set_strict_builtin_errors(false);
-            engine.set_gather_prints(true);
-            for (i, m) in set.modules.iter().enumerate() {
-                let text = match replace {
-                    Some((j, t)) if j == i => t,
-                    _ => m.text.as_str(),
-                };
+            let mut engine = base.clone();
+            let mut order: Vec<usize> = (0..set.modules.len()).collect();
+            if let Some(i) = module {
+                let m = set
+                    .modules
+                    .get(i)
+                    .ok_or_else(|| RegoError::Invalid(format!("no module {i}")))?;
                 engine
-                    .add_policy(m.path.clone(), text.to_string())
+                    .add_policy(m.path.clone(), text.unwrap_or(&m.text).to_string())
                     .map_err(|e| syntax_error(&m.path, &e))?;
+                order.retain(|&j| j != i);
+                order.push(i);
             }
-            engine
-                .add_data(to_value(&set.data)?)
-                .map_err(|e| RegoError::Data {
-                    path: "(data)".into(),
-                    reason: format!("{e:#}"),
-                })?;
             if let Some(t) = timeout {
-                engine.set_execution_timer_config(ExecutionTimerConfig {
-                    limit: t,
-                    check_interval: NonZeroU32::MIN,
-                });
+                engine.set_execution_timer_config(timer(t));
             }
             // The compile step: analysis, scheduling, imports, functions.
             engine
                 .eval_query("true".into(), false)
                 .map_err(|e| RegoError::Compile(format!("{e:#}")))?;
-            check_calls(set, engine.get_modules())?;
+            check_calls(set, &order, engine.get_modules())?;
             Ok(Evaluator {
                 engine,
                 rules: HashMap::new(),
+                order,
             })
         })
     }
 
+    /// Make `time.now_ns()` return `now_ns` (as OPA fixes the clock once per
+    /// query, here once per run): an extension of that name is looked up
+    /// before the builtin.
+    pub fn pin_time(&mut self, now_ns: i64) -> Result<()> {
+        guarded(|| pin(&mut self.engine, now_ns))
+    }
+
+    /// Problems OPA's compiler reports in module `i` and regorus does not
+    /// (see [`super::check`]).
+    fn static_problems(&mut self, i: usize, globals: &BTreeSet<String>) -> Vec<String> {
+        let Some(pos) = self.order.iter().position(|&j| j == i) else {
+            return vec![];
+        };
+        guarded(|| {
+            Ok(self
+                .engine
+                .get_modules()
+                .get(pos)
+                .map(|m| super::check::problems(m, globals))
+                .unwrap_or_default())
+        })
+        .unwrap_or_default()
+    }
+
     fn set_limit(&mut self, limit: Duration) {
-        self.engine
-            .set_execution_timer_config(ExecutionTimerConfig {
-                limit,
-                check_interval: NonZeroU32::MIN,
-            });
+        self.engine.set_execution_timer_config(timer(limit));
     }
 
     /// Evaluate a query (a rule path such as `data.authz.allow`, or any
@@ -309,15 +396,15 @@ impl Evaluator {
 /// compiler requires; regorus itself only fails when the call is evaluated.
 fn check_calls(
     set: &PolicySet,
+    order: &[usize],
     modules: &[regorus::unstable::Ref<regorus::unstable::Module>],
 ) -> Result<()> {
     use regorus::unstable::{Expr, Literal, Query, RuleHead, BUILTINS};
     // The engine's own ASTs (no second parse), in the order added.
-    let asts: Vec<(String, &regorus::unstable::Module)> = set
-        .modules
+    let asts: Vec<(String, &regorus::unstable::Module)> = order
         .iter()
         .zip(modules.iter())
-        .map(|(m, a)| (m.path.clone(), a.as_ref()))
+        .filter_map(|(&i, a)| set.modules.get(i).map(|m| (m.path.clone(), a.as_ref())))
         .collect();
     let mut defined = BTreeSet::new();
     for (_, ast) in &asts {
@@ -837,6 +924,37 @@ struct Ctx<'a> {
     packages: Vec<String>,
     pool_base: Vec<Vec<Outcome>>,
     timeout: Duration,
+    /// Names always bound, and each module's own static problems (see
+    /// [`super::check`]): a mutant is stillborn when it adds one.
+    globals: BTreeSet<String>,
+    problems: Vec<Vec<String>>,
+    /// Per module with mutants: an engine holding every other module and
+    /// the data, parsed once (time pinned); each mutant clones it.
+    bases: Vec<Option<regorus::Engine>>,
+    /// Which queries are rule paths (`eval_rule`) and which need a query,
+    /// as learnt on the original policy.
+    rules: HashMap<String, bool>,
+}
+
+impl Ctx<'_> {
+    /// The mutant's evaluator: a clone of its module's base plus the
+    /// mutated module, compiled.
+    fn evaluator(&self, m: &Mutant, text: &str) -> Result<Evaluator> {
+        let base = self
+            .bases
+            .get(m.module)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| RegoError::Invalid(format!("no base engine for module {}", m.module)))?;
+        let mut ev = Evaluator::from_base(
+            self.set,
+            base,
+            Some(m.module),
+            Some(text),
+            Some(self.timeout),
+        )?;
+        ev.rules = self.rules.clone();
+        Ok(ev)
+    }
 }
 
 fn strip_tests(o: Outcome) -> Outcome {
@@ -865,11 +983,23 @@ fn run_one(ctx: &Ctx<'_>, m: &Mutant) -> (Status, String) {
     else {
         return (Status::Error, "edit outside the module".into());
     };
-    let mut ev = match Evaluator::new(ctx.set, Some((m.module, &text)), Some(ctx.timeout)) {
+    let mut ev = match ctx.evaluator(m, &text) {
         Ok(ev) => ev,
         Err(RegoError::Panic(p)) => return (Status::Error, format!("regorus panicked: {p}")),
         Err(e) => return (Status::Stillborn, e.to_string()),
     };
+    let orig = ctx.problems.get(m.module).map(Vec::as_slice).unwrap_or(&[]);
+    let new = super::check::new_problems(orig, &ev.static_problems(m.module, &ctx.globals));
+    if !new.is_empty() {
+        return (
+            Status::Stillborn,
+            format!(
+                "compile error (as OPA's compiler reports it): {}",
+                new.join("; ")
+            ),
+        );
+    }
+
     let remaining = |start: Instant| ctx.timeout.checked_sub(start.elapsed());
     for (q, base) in ctx.tests.iter().zip(&ctx.test_base) {
         let Some(left) = remaining(start) else {
@@ -954,7 +1084,7 @@ fn equivalence(
     else {
         return (Status::Survived, String::new(), None, None);
     };
-    let Ok(mut ev) = Evaluator::new(ctx.set, Some((m.module, &text)), Some(ctx.timeout)) else {
+    let Ok(mut ev) = ctx.evaluator(m, &text) else {
         return (Status::Survived, String::new(), None, None);
     };
     for (i, input) in ctx.pool.iter().enumerate() {
@@ -970,7 +1100,10 @@ fn equivalence(
                 continue;
             }
             if &o != base {
-                let (rule, want) = first_difference(pkg, base, &o);
+                let (rule, want) = match base {
+                    Outcome::Value(v) => (pkg.clone(), Some(v.clone())),
+                    _ => (pkg.clone(), None),
+                };
                 let input_json = to_json(input);
                 let input_lit = rego_literal(input);
                 let name = format!("test_kills_{}", m.id.replace(':', "_"));
@@ -998,27 +1131,6 @@ fn equivalence(
         None,
         None,
     )
-}
-
-/// The first rule of a package document that differs; its original value.
-fn first_difference(pkg: &str, base: &Outcome, got: &Outcome) -> (String, Option<Value>) {
-    if let (Outcome::Value(Value::Object(a)), Outcome::Value(Value::Object(b))) = (base, got) {
-        let keys: BTreeSet<&Value> = a.keys().chain(b.keys()).collect();
-        for k in keys {
-            let (x, y) = (a.get(k), b.get(k));
-            if x != y {
-                let name = match k {
-                    Value::String(s) => s.to_string(),
-                    other => other.to_json_str().unwrap_or_default(),
-                };
-                return (format!("{pkg}.{name}"), x.cloned());
-            }
-        }
-    }
-    match base {
-        Outcome::Value(v) => (pkg.to_string(), Some(v.clone())),
-        _ => (pkg.to_string(), None),
-    }
 }
 
 /// Generate every mutant of the set's non-test modules.
@@ -1068,6 +1180,20 @@ pub fn run(
     let mut skipped = vec![];
     let tests = set.tests()?;
     let mut base_ev = Evaluator::new(set, None, Some(timeout.saturating_mul(4)))?;
+    let now_ns = opts.now_ns.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    });
+    base_ev.pin_time(now_ns)?;
+    let asts: Vec<regorus::unstable::Ref<regorus::unstable::Module>> =
+        guarded(|| Ok(base_ev.engine.get_modules().clone()))?;
+    let globals = super::check::globals(asts.iter().map(|m| m.as_ref()));
+    let problems: Vec<Vec<String>> = asts
+        .iter()
+        .map(|m| guarded(|| Ok(super::check::problems(m, &globals))).unwrap_or_default())
+        .collect();
     let mut test_base = vec![];
     let mut baseline = Baseline::default();
     for q in &tests {
@@ -1150,10 +1276,28 @@ pub fn run(
         }
     }
     let pool: Vec<Value> = pool_json.iter().filter_map(|j| to_value(j).ok()).collect();
+    // Each non-test rule of the policy on its own (not the package
+    // document, which would evaluate every `test_` rule sharing the
+    // package for each random input).
     let mut packages = BTreeSet::new();
     for (i, m) in set.modules.iter().enumerate() {
         if !m.is_test {
-            packages.insert(format!("data.{}", package_path(&set.parse(i)?)));
+            let ast = set.parse(i)?;
+            let pkg = package_path(&ast);
+            for r in &ast.policy {
+                if let Rule::Spec {
+                    head: regorus::unstable::RuleHead::Func { .. },
+                    ..
+                } = r.as_ref()
+                {
+                    continue;
+                }
+                let name = rule_name(r);
+                let first = name.split(['.', '[']).next().unwrap_or("").trim();
+                if !first.is_empty() && !first.starts_with("test_") {
+                    packages.insert(format!("data.{pkg}.{first}"));
+                }
+            }
         }
     }
     let packages: Vec<String> = packages.into_iter().collect();
@@ -1215,6 +1359,16 @@ pub fn run(
         .collect();
 
     let prior = prior(&keys);
+    let rules = base_ev.rules.clone();
+    let data = to_value(&set.data)?;
+    let mut bases: Vec<Option<regorus::Engine>> = (0..set.modules.len()).map(|_| None).collect();
+    for m in &all {
+        if let Some(b) = bases.get_mut(m.module) {
+            if b.is_none() {
+                *b = Some(base_engine(set, Some(m.module), &data, Some(now_ns))?);
+            }
+        }
+    }
     let ctx = Ctx {
         set,
         tests,
@@ -1225,6 +1379,10 @@ pub fn run(
         packages,
         pool_base,
         timeout,
+        globals,
+        problems,
+        bases,
+        rules,
     };
     let total = all.len();
     let done = AtomicUsize::new(0);

@@ -37,12 +37,31 @@ pub fn to_v1(path: &str, text: &str) -> Result<String> {
         } = head
         {
             let head_text = span.text();
+            let name = refr.span().text();
             if !head_text.contains(" contains ") {
+                // The key as written between the brackets (a key's own span
+                // can stop short of a nested object's closing brace).
+                let key = head_text
+                    .strip_prefix(&*name)
+                    .map(str::trim_start)
+                    .and_then(|t| t.strip_prefix('['))
+                    .and_then(|t| t.trim_end().strip_suffix(']'))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| k.span().text().to_string());
                 edits.push((
                     span.start as usize,
                     (span.end - span.start) as usize,
-                    format!("{} contains {}", refr.span().text(), k.span().text()),
+                    format!("{name} contains {}", key.trim()),
                 ));
+            }
+        }
+        // `f(x)` alone (v0: true when called with matching arguments).
+        if let RuleHead::Func {
+            span, assign: None, ..
+        } = head
+        {
+            if bodies.is_empty() {
+                edits.push((span.end as usize, 0, " := true".into()));
             }
         }
         let mut plain_bodies = 0;
