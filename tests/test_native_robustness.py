@@ -725,3 +725,26 @@ def test_tree_and_store_queries_on_random_numbers(ctx: Ctx, idx: list[int], size
     check(ctx.store.log_consistency, old, size or 0)
     check(ctx.store.log_root, size)
     check(ctx.store.cards, None, size or 0)
+
+
+_GETENV = (
+    "import ctypes, maestro_core._native\n"
+    "libc = ctypes.CDLL(None)\n"
+    "libc.getenv.restype = ctypes.c_char_p\n"
+    "print(libc.getenv(b'RUST_LIB_BACKTRACE'))\n"
+)
+
+
+@pytest.mark.parametrize(("preset", "seen"), [(None, "b'0'"), ("1", "b'1'")])
+def test_library_backtraces_off_unless_asked(preset: str | None, seen: str) -> None:
+    # regorus's anyhow errors capture a backtrace each when RUST_BACKTRACE is set;
+    # importing the extension turns library backtraces off, but keeps a user's choice
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RUST_LIB_BACKTRACE"}
+    env["RUST_BACKTRACE"] = "1"
+    if preset is not None:
+        env["RUST_LIB_BACKTRACE"] = preset
+    out = subprocess.run([sys.executable, "-c", _GETENV], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == seen
