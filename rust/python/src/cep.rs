@@ -896,6 +896,10 @@ pub struct SpanFeed {
     /// Converted resource attributes, by resource object (the reference
     /// keeps the object alive, so its address is not reused).
     resources: Mutex<Vec<(Py<PyAny>, Arc<Vec<(Arc<str>, Value)>>)>>,
+    /// `opentelemetry.trace.SpanKind` and `StatusCode` members, by value
+    /// (compared by identity on the fast path; empty without the SDK).
+    kinds: Vec<Py<PyAny>>,
+    codes: Vec<Py<PyAny>>,
 }
 
 /// A timeout in seconds, clamped to `0 ..= 1 h` (NaN: 0).
@@ -1160,7 +1164,159 @@ fn filtered_attrs(
 }
 
 impl SpanFeed {
+    /// `raw` through the SDK's private fields (each public property is a
+    /// Python call, `events` copies a tuple): about 3x fewer Python-level
+    /// operations on the request thread. Any surprise (another SDK
+    /// version, another span class) falls back to the public API.
+    fn raw_fast(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Option<RawSpan>> {
+        use pyo3::intern;
+        let w = &self.wanted;
+        let miss = || pyo3::exceptions::PyAttributeError::new_err("fast path");
+        let ctx = span.getattr(intern!(py, "_context"))?;
+        let start: Option<i64> = span.getattr(intern!(py, "_start_time"))?.extract()?;
+        let (false, Some(start)) = (ctx.is_none(), start) else {
+            return Ok(None);
+        };
+        let ctx = ctx.cast::<PyTuple>().map_err(|_| miss())?;
+        let end: Option<i64> = if w.duration {
+            span.getattr(intern!(py, "_end_time"))?.extract()?
+        } else {
+            None
+        };
+        let name: String = span.getattr(intern!(py, "_name"))?.extract()?;
+        let trace_id: u128 = if w.trace_id {
+            ctx.get_item(0)?.extract()?
+        } else {
+            0
+        };
+        let span_id: u64 = if w.span_id {
+            ctx.get_item(1)?.extract()?
+        } else {
+            0
+        };
+        let parent = if w.parent {
+            let p = span.getattr(intern!(py, "_parent"))?;
+            if p.is_none() {
+                None
+            } else {
+                Some(
+                    p.cast::<PyTuple>()
+                        .map_err(|_| miss())?
+                        .get_item(1)?
+                        .extract::<u64>()?,
+                )
+            }
+        } else {
+            None
+        };
+        let kind = if w.kind {
+            let k = span.getattr(intern!(py, "_kind"))?;
+            let i = self
+                .kinds
+                .iter()
+                .position(|x| x.as_ptr() == k.as_ptr())
+                .ok_or_else(miss)?;
+            SPAN_KINDS[i]
+        } else {
+            ""
+        };
+        let (status, status_msg) = if w.status || w.status_msg {
+            let st = span.getattr(intern!(py, "_status"))?;
+            let c = st.getattr(intern!(py, "_status_code"))?;
+            let i = self
+                .codes
+                .iter()
+                .position(|x| x.as_ptr() == c.as_ptr())
+                .ok_or_else(miss)?;
+            let msg: Option<String> = if w.status_msg {
+                st.getattr(intern!(py, "_description"))?.extract()?
+            } else {
+                None
+            };
+            (STATUS_CODES[i], msg)
+        } else {
+            ("unset", None)
+        };
+        let scope = if w.scope {
+            let sc = span.getattr(intern!(py, "_instrumentation_scope"))?;
+            if sc.is_none() {
+                None
+            } else {
+                sc.getattr(intern!(py, "name"))?.extract()?
+            }
+        } else {
+            None
+        };
+        let resource = self.resource_attrs(py, &span.getattr(intern!(py, "_resource"))?)?;
+        let mut attrs = Vec::new();
+        filtered_attrs(&span.getattr(intern!(py, "_attributes"))?, w, &mut attrs)?;
+        let mut events = Vec::new();
+        let dq = span
+            .getattr(intern!(py, "_events"))?
+            .getattr(intern!(py, "_dq"))?;
+        if dq.len()? > 0 {
+            for e in dq.try_iter()? {
+                let e = e?;
+                let et: i64 = e.getattr(intern!(py, "_timestamp"))?.extract()?;
+                let en: String = e.getattr(intern!(py, "_name"))?.extract()?;
+                let mut ea = Vec::new();
+                filtered_attrs(&e.getattr(intern!(py, "_attributes"))?, w, &mut ea)?;
+                events.push((et, en, ea));
+            }
+        }
+        Ok(Some(RawSpan {
+            name,
+            start,
+            end,
+            trace_id,
+            span_id,
+            parent,
+            kind,
+            status,
+            status_msg,
+            scope,
+            resource,
+            attrs,
+            events,
+        }))
+    }
+
+    fn resource_attrs(
+        &self,
+        py: Python<'_>,
+        res: &Bound<'_, PyAny>,
+    ) -> PyResult<Arc<Vec<(Arc<str>, Value)>>> {
+        let mut cache = self
+            .resources
+            .lock()
+            .map_err(|_| InternalError::new_err("resource cache lock poisoned"))?;
+        if let Some((_, v)) = cache.iter().find(|(o, _)| o.as_ptr() == res.as_ptr()) {
+            return Ok(v.clone());
+        }
+        let mut v = Vec::new();
+        if !res.is_none() {
+            filtered_attrs(
+                &res.getattr(pyo3::intern!(py, "attributes"))?,
+                &self.wanted,
+                &mut v,
+            )?;
+        }
+        let v = Arc::new(v);
+        if cache.len() >= 64 {
+            cache.remove(0);
+        }
+        cache.push((res.clone().unbind(), v.clone()));
+        Ok(v)
+    }
+
     fn raw(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Option<RawSpan>> {
+        if let Ok(r) = self.raw_fast(py, span) {
+            return Ok(r);
+        }
+        self.raw_public(py, span)
+    }
+
+    fn raw_public(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Option<RawSpan>> {
         use pyo3::intern;
         let w = &self.wanted;
         let ctx = span.getattr(intern!(py, "context"))?;
@@ -1229,28 +1385,7 @@ impl SpanFeed {
         } else {
             None
         };
-        let res = span.getattr(intern!(py, "resource"))?;
-        let resource = {
-            let mut cache = self
-                .resources
-                .lock()
-                .map_err(|_| InternalError::new_err("resource cache lock poisoned"))?;
-            match cache.iter().find(|(o, _)| o.as_ptr() == res.as_ptr()) {
-                Some((_, v)) => v.clone(),
-                None => {
-                    let mut v = Vec::new();
-                    if !res.is_none() {
-                        filtered_attrs(&res.getattr(intern!(py, "attributes"))?, w, &mut v)?;
-                    }
-                    let v = Arc::new(v);
-                    if cache.len() >= 64 {
-                        cache.remove(0);
-                    }
-                    cache.push((res.clone().unbind(), v.clone()));
-                    v
-                }
-            }
-        };
+        let resource = self.resource_attrs(py, &span.getattr(intern!(py, "resource"))?)?;
         let mut attrs = Vec::new();
         let sa = span
             .getattr(intern!(py, "_attributes"))
@@ -1317,7 +1452,28 @@ impl SpanFeed {
             .name("maestro-guard-feed".into())
             .spawn(move || feed_loop(rx, m, sh, names, lateness_ns, interval))
             .map_err(|e| InternalError::new_err(format!("cannot start the feed thread: {e}")))?;
+        let members = |cls: &str, n: usize| -> Vec<Py<PyAny>> {
+            let py = matcher.py();
+            let Ok(m) = py.import("opentelemetry.trace") else {
+                return Vec::new();
+            };
+            let Ok(c) = m.getattr(cls) else {
+                return Vec::new();
+            };
+            let mut v = Vec::new();
+            for i in 0..n {
+                match c.call1((i,)) {
+                    Ok(x) => v.push(x.unbind()),
+                    Err(_) => return Vec::new(),
+                }
+            }
+            v
+        };
+        let kinds = members("SpanKind", SPAN_KINDS.len());
+        let codes = members("StatusCode", STATUS_CODES.len());
         Ok(SpanFeed {
+            kinds,
+            codes,
             tx: Mutex::new(Some(tx)),
             shared,
             thread: Mutex::new(Some(th)),

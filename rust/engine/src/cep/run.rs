@@ -135,6 +135,28 @@ struct Pending {
     name: u32,
     key: Option<i64>,
     attrs: Vec<(u32, Value)>,
+    /// Hash and label of each distinct `per` attribute of the guards,
+    /// computed once per event instead of once per guard.
+    keys: Vec<(u32, u64, Arc<str>)>,
+}
+
+/// A buffered event's attributes with its precomputed partition keys.
+struct PAttrs<'a> {
+    attrs: &'a [(u32, Value)],
+    keys: &'a [(u32, u64, Arc<str>)],
+}
+
+impl Attrs for PAttrs<'_> {
+    #[inline]
+    fn get(&self, id: u32) -> Option<VRef<'_>> {
+        Attrs::get(self.attrs, id)
+    }
+    fn key(&self, id: u32) -> Option<(u64, Arc<str>)> {
+        match self.keys.iter().find(|(k, _, _)| *k == id) {
+            Some((_, h, l)) => Some((*h, l.clone())),
+            None => self.attrs.key(id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -338,6 +360,8 @@ pub struct Matcher {
     defs: Vec<PredDef>,
     /// Per predicate: its bit in the per-event predicate mask.
     bit_of: Vec<Option<u8>>,
+    /// The distinct `per` attributes of the guards.
+    pers: Vec<u32>,
     /// A private pool when `MatcherOptions::threads` asks for one.
     pool: Option<Arc<rayon::ThreadPool>>,
 }
@@ -1308,7 +1332,11 @@ impl Matcher {
             g.terms = terms;
             g.has_terms = ok;
         }
+        let mut pers: Vec<u32> = gs.iter().map(|g| g.per).collect();
+        pers.sort_unstable();
+        pers.dedup();
         let mut m = Matcher {
+            pers,
             bit_of,
             guards: gs,
             names,
@@ -1403,7 +1431,7 @@ impl Matcher {
     }
 
     /// Lateness check and watermark update for one arriving event.
-    #[inline]
+    #[inline(always)]
     fn admit(&mut self, time: i64, seq: u64, name: u32) -> Admit {
         self.stats.events += 1;
         if time < self.wm {
@@ -1460,10 +1488,15 @@ impl Matcher {
             if self.names.names.len() > self.care.len() {
                 self.refresh_tables();
             }
-            let attrs = e
+            let attrs: Vec<(u32, Value)> = e
                 .attrs
                 .iter()
                 .map(|(k, v)| (self.attrs.id(k), v.clone()))
+                .collect();
+            let keys = self
+                .pers
+                .iter()
+                .filter_map(|&id| attrs[..].key(id).map(|(h, l)| (id, h, l)))
                 .collect();
             let p = Pending {
                 time: e.time,
@@ -1471,6 +1504,7 @@ impl Matcher {
                 name,
                 key: None,
                 attrs,
+                keys,
             };
             self.seq += 1;
             self.accept(p);
@@ -1614,6 +1648,7 @@ impl Matcher {
                             name,
                             key: Some(keys[i]),
                             attrs,
+                            keys: Vec::new(),
                         });
                     }
                 }
@@ -1780,7 +1815,19 @@ impl Matcher {
                 for p in buf {
                     let nm: &str = names.get(p.name as usize).unwrap_or(empty);
                     step_guard(
-                        g, gi, p.time, p.seq, p.name, nm, p.key, &*p.attrs, out, stats,
+                        g,
+                        gi,
+                        p.time,
+                        p.seq,
+                        p.name,
+                        nm,
+                        p.key,
+                        &PAttrs {
+                            attrs: &p.attrs,
+                            keys: &p.keys,
+                        },
+                        out,
+                        stats,
                     );
                 }
                 for (ai, u) in g.units.iter_mut().enumerate() {
@@ -1797,7 +1844,11 @@ impl Matcher {
     }
 
     fn process(&mut self, p: &Pending) {
-        self.process_at(p.time, p.seq, p.name, p.key, &*p.attrs);
+        let a = PAttrs {
+            attrs: &p.attrs,
+            keys: &p.keys,
+        };
+        self.process_at(p.time, p.seq, p.name, p.key, &a);
     }
 
     /// Step every guard over one event.
