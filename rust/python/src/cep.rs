@@ -823,7 +823,6 @@ struct RawSpan {
 }
 
 enum FeedMsg {
-    Span(Box<RawSpan>),
     Flush(std::sync::mpsc::SyncSender<()>),
     Close,
 }
@@ -836,7 +835,15 @@ struct FeedState {
     errors: Vec<String>,
 }
 
+/// Spans queued by `push` are picked up by the feed thread every interval
+/// (no wake-up, so no system call, on the request path).
+const MAX_QUEUED: usize = 1 << 20;
+
 struct FeedShared {
+    spans: Mutex<Vec<RawSpan>>,
+    /// Spans refused because `MAX_QUEUED` were waiting.
+    dropped: std::sync::atomic::AtomicU64,
+    open: std::sync::atomic::AtomicBool,
     state: Mutex<FeedState>,
     cv: std::sync::Condvar,
     queued: std::sync::atomic::AtomicU64,
@@ -1040,22 +1047,23 @@ fn feed_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => closing = true,
         }
-        while msgs.len() < 4096 {
-            match rx.try_recv() {
-                Ok(m) => msgs.push(m),
-                Err(_) => break,
-            }
+        while let Ok(m) = rx.try_recv() {
+            msgs.push(m);
         }
-        let mut spans = 0u64;
         for m in msgs {
             match m {
-                FeedMsg::Span(r) => {
-                    spans += 1;
-                    raw_to_events(*r, &w, &mut events);
-                }
                 FeedMsg::Flush(a) => acks.push(a),
                 FeedMsg::Close => closing = true,
             }
+        }
+        let taken = std::mem::take(&mut *shared.spans.lock().unwrap_or_else(|p| p.into_inner()));
+        let spans = taken.len() as u64;
+        for r in taken {
+            raw_to_events(r, &w, &mut events);
+        }
+        let dropped = shared.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            note(&shared, format!("{dropped} spans dropped: more than {MAX_QUEUED} were waiting"));
         }
         let advance = closing || !acks.is_empty() || last_wm.elapsed() >= interval;
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -1441,6 +1449,9 @@ impl SpanFeed {
         let wanted = Wanted::new(names.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = Arc::new(FeedShared {
+            spans: Mutex::new(Vec::new()),
+            dropped: std::sync::atomic::AtomicU64::new(0),
+            open: std::sync::atomic::AtomicBool::new(true),
             state: Mutex::new(FeedState::default()),
             cv: std::sync::Condvar::new(),
             queued: std::sync::atomic::AtomicU64::new(0),
@@ -1496,17 +1507,18 @@ impl SpanFeed {
             }
         })?;
         let Some(raw) = raw else { return Ok(true) };
-        let tx = self
-            .tx
-            .lock()
-            .map_err(|_| InternalError::new_err("feed lock poisoned"))?;
-        let Some(tx) = tx.as_ref() else {
+        use std::sync::atomic::Ordering;
+        if !self.shared.open.load(Ordering::Acquire) {
             return Ok(false);
-        };
-        self.shared
-            .queued
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(tx.send(FeedMsg::Span(Box::new(raw))).is_ok())
+        }
+        let mut q = self.shared.spans.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= MAX_QUEUED {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
+        }
+        q.push(raw);
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
     }
 
     /// Wait (without the GIL) until every span queued so far is matched
@@ -1556,6 +1568,9 @@ impl SpanFeed {
             .lock()
             .map_err(|_| InternalError::new_err("feed lock poisoned"))?
             .take();
+        self.shared
+            .open
+            .store(false, std::sync::atomic::Ordering::Release);
         if let Some(tx) = tx {
             let _ = tx.send(FeedMsg::Close);
         }

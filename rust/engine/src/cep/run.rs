@@ -348,6 +348,9 @@ pub struct Matcher {
     wm: i64,
     seq: u64,
     buf: Vec<Pending>,
+    /// `buf` is in `(time, seq)` order (checked on push, so a pump does
+    /// not rescan a large reorder buffer).
+    buf_sorted: bool,
     out: Vec<Violation>,
     late: Vec<LateEvent>,
     stats: Stats,
@@ -1345,6 +1348,7 @@ impl Matcher {
             wm: NONE,
             seq: 0,
             buf: Vec::new(),
+            buf_sorted: true,
             out: Vec::new(),
             late: Vec::new(),
             stats: Stats::default(),
@@ -1467,11 +1471,20 @@ impl Matcher {
         }
     }
 
+    fn buffer(&mut self, p: Pending) {
+        if let Some(l) = self.buf.last() {
+            if (l.time, l.seq) > (p.time, p.seq) {
+                self.buf_sorted = false;
+            }
+        }
+        self.buf.push(p);
+    }
+
     fn accept(&mut self, p: Pending) {
         match self.admit(p.time, p.seq, p.name) {
             Admit::Skip => {}
             Admit::Now => self.process(&p),
-            Admit::Buffer => self.buf.push(p),
+            Admit::Buffer => self.buffer(p),
         }
     }
 
@@ -1642,7 +1655,7 @@ impl Matcher {
                                 attrs.push((*id, v));
                             }
                         }
-                        self.buf.push(Pending {
+                        self.buffer(Pending {
                             time: t,
                             seq,
                             name,
@@ -1788,12 +1801,9 @@ impl Matcher {
         {
             return;
         }
-        if !self
-            .buf
-            .windows(2)
-            .all(|w| (w[0].time, w[0].seq) <= (w[1].time, w[1].seq))
-        {
+        if !self.buf_sorted {
             self.buf.sort_unstable_by_key(|p| (p.time, p.seq));
+            self.buf_sorted = true;
         }
         let cut = if all {
             self.buf.len()
