@@ -1680,7 +1680,10 @@ impl Matcher {
                     }
                 }
                 pm.clear();
-                pm.resize(hi - lo, 0);
+                // (no attribute predicate: no mask, nothing to zero per row)
+                if self.bit_of.iter().any(Option::is_some) {
+                    pm.resize(hi - lo, 0);
+                }
                 for (k, r) in res.iter().enumerate() {
                     if let (Some(v), Some(Some(b))) = (r, self.bit_of.get(k)) {
                         for (m, &x) in pm.iter_mut().zip(v) {
