@@ -142,3 +142,70 @@ def test_rust_span_conversion_matches_python_mapping() -> None:
     got = sorted((es.event(i)[0], es.event(i)[1], sorted(es.event(i)[2].items())) for i in range(len(es)))
     want = sorted((t, n, sorted({k: (v if not isinstance(v, tuple) else "[1,2]") for k, v in a.items()}.items())) for t, n, a in rows)
     assert got == want
+
+
+def test_live_feed_agrees_with_offline_conversion() -> None:
+    """The processor's per-span copy (only the attributes the guards read,
+    through the SDK's fields) finds what the full conversion finds."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    from maestro_core.otel import GuardSpanProcessor
+
+    gs = guards.shipped()
+    exp = InMemorySpanExporter()
+    p = GuardSpanProcessor(gs, lateness="1h")
+    tp = TracerProvider(resource=Resource.create({"service.name": "shop", "enduser.id": "u1"}))
+    tp.add_span_processor(SimpleSpanProcessor(exp))
+    tp.add_span_processor(p)
+    tr = tp.get_tracer("t")
+    rng = np.random.default_rng(5)
+    names = ["save", "retry", "success", "authz.check", "INSERT orders", "login", "payment.charge", "lock.acquire",
+             "db.transaction.begin", "db.transaction.rollback", "fanout.dispatch", "fanout.task", "checkout.submit"]
+    for _ in range(60):
+        with tr.start_as_current_span("POST /orders", kind=SpanKind.SERVER) as root:
+            for _ in range(int(rng.integers(1, 6))):
+                n = names[int(rng.integers(0, len(names)))]
+                attrs = {"db.operation.name": "INSERT", "lock.name": "l", "idempotency.key": "k",
+                         "http.request.resend_count": int(rng.integers(0, 2)), "ignored": [1, 2]}
+                kind = [SpanKind.CLIENT, SpanKind.INTERNAL][int(rng.integers(0, 2))]
+                with tr.start_as_current_span(n, kind=kind, attributes=attrs) as c:
+                    if rng.random() < 0.3:
+                        c.set_status(Status(StatusCode.ERROR, "boom"))
+                    if rng.random() < 0.3:
+                        c.add_event(names[int(rng.integers(0, len(names)))], {"k": "v"})
+            root.add_event("save")
+    tp.shutdown()
+    assert p.errors == [] and p.late == 0
+    m = guards.Matcher(gs, lateness_ns=None)
+    m.feed(guards.EventSet.from_spans(list(exp.get_finished_spans())))
+    m.finish()
+    want = sorted((v.guard, v.key, v.kind, v.time) for v in m.violations())
+    got = sorted((v.guard, v.key, v.kind, v.time) for v in p.violations)
+    assert got == want and len(want) > 10
+
+
+@pytest.mark.parametrize("keys", ["trace-like", "uniform"])
+def test_thread_count_does_not_change_violations(keys: str) -> None:
+    """Guards stepped in parallel: the same violations in the same order."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
+    import cep_workload as W
+
+    w = W.otel_columns(200_000, n_keys=2000, live=100 if keys == "trace-like" else None)
+    out = []
+    for threads in (1, 2, 3, 0):
+        m = guards.Matcher(guards.shipped(), lateness_ns=0, threads=threads)
+        half = 120_000  # two batches, the second not aligned to a chunk
+        for lo, hi in ((0, half), (half, 200_000)):
+            attrs = {k: (v[0][lo:hi], v[1]) if isinstance(v, tuple) else v[lo:hi] for k, v in w["attrs"].items()}
+            m.feed_arrays(w["times"][lo:hi], w["keys"][lo:hi], w["codes"][lo:hi], w["names"], attrs)
+        m.finish()
+        out.append([(v.guard, v.key, v.kind, v.time, v.seq, v.start_time) for v in m.violations()])
+    assert len(out[0]) > 100
+    assert all(o == out[0] for o in out[1:])

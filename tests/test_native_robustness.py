@@ -47,7 +47,7 @@ CLASSES |= {"Hypergraph", "KHop"}
 HYPERGRAPH_METHODS = {"csr", "edge", "khop", "khop_each", "n_edges", "n_nodes"}
 KHOP_METHODS = {"dist", "path", "rounds"}
 FUNCTIONS |= {"parse_guards", "compile_guards", "compile_guard_ast", "engine_version"}
-CLASSES |= {"CompiledGuard", "EventSet", "GuardMatcher"}
+CLASSES |= {"CompiledGuard", "EventSet", "GuardMatcher", "SpanFeed"}
 CONSTANTS = {"KEY_HASH_SEED"}
 COMPILED_GUARD_METHODS = {"canonical", "contiguity", "description", "digest", "name", "per"}
 EVENTSET_METHODS = {
@@ -58,6 +58,7 @@ MATCHER_METHODS = {
     "advance_watermark", "drain", "drain_arrays", "drain_late", "feed_arrays", "feed_events", "feed_rows",
     "feed_spans", "finish", "guard_names", "stats", "watermark",
 }
+SPANFEED_METHODS = {"attributes", "close", "closed", "errors", "flush", "push", "queued", "wait"}
 # Classes Python cannot construct (returned by other calls only).
 NO_CONSTRUCTOR = {"KHop", "CompiledGuard", "EventSet"}
 MERKLE_METHODS = {
@@ -82,6 +83,7 @@ CLASS_METHODS = {
     "SparseGame": SPARSE_METHODS, "CallableGame": CALLABLE_METHODS,
     "Hypergraph": HYPERGRAPH_METHODS, "KHop": KHOP_METHODS,
     "CompiledGuard": COMPILED_GUARD_METHODS, "EventSet": EVENTSET_METHODS, "GuardMatcher": MATCHER_METHODS,
+    "SpanFeed": SPANFEED_METHODS,
 }
 
 
@@ -180,6 +182,16 @@ class Ctx:
         self.records = '[{"time": 1, "name": "save", "attributes": {"trace_id": "a"}}]'
         self.events = _native.EventSet.from_records(self.records, "<r>")
         self.matcher = _native.GuardMatcher(self.guards, 0, 1000)
+        self.feed = _native.SpanFeed(_native.GuardMatcher(self.guards, 0, 10), 0, 1_000_000)
+        self.closed_feed = _native.SpanFeed(_native.GuardMatcher(self.guards, 0, 10), 0, 1_000_000)
+        self.closed_feed.close()
+        try:
+            from opentelemetry.sdk.trace import TracerProvider
+
+            self.span: Any = TracerProvider().get_tracer("t").start_span("save")
+            self.span.end()
+        except ImportError:  # the otel extra is not installed
+            self.span = None
         (tmp / "trace.jsonl").write_text("")
         self.trace_file = tmp / "trace.jsonl"
         # Shapley
@@ -472,6 +484,17 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
     "GuardMatcher.guard_names": (lambda c: (lambda: c.matcher.guard_names), lambda c: [], []),
     "GuardMatcher.stats": (lambda c: c.matcher.stats, lambda c: [], []),
     "GuardMatcher.watermark": (lambda c: (lambda: c.matcher.watermark), lambda c: [], []),
+    "SpanFeed": (
+        lambda c: _native.SpanFeed, lambda c: [_native.GuardMatcher(c.guards, 0, 10), 0, 1_000_000], ["matcher", "u64", "u64"]
+    ),
+    "SpanFeed.attributes": (lambda c: (lambda: c.feed.attributes), lambda c: [], []),
+    "SpanFeed.close": (lambda c: _native.SpanFeed(_native.GuardMatcher(c.guards, 0, 10), 0, 1_000_000).close, lambda c: [], []),
+    "SpanFeed.closed": (lambda c: (lambda: c.feed.closed), lambda c: [], []),
+    "SpanFeed.errors": (lambda c: c.feed.errors, lambda c: [], []),
+    "SpanFeed.flush": (lambda c: c.feed.flush, lambda c: [1.0], ["f64"]),
+    "SpanFeed.push": (lambda c: c.feed.push, lambda c: [c.span], ["events"]),
+    "SpanFeed.queued": (lambda c: (lambda: c.feed.queued), lambda c: [], []),
+    "SpanFeed.wait": (lambda c: c.closed_feed.wait, lambda c: [0.01], ["f64"]),
     "shapley_exact": (lambda c: _native.shapley_exact, lambda c: [c.table, 1], ["table", "u64"]),
     "shapley_interactions": (lambda c: _native.shapley_interactions, lambda c: [c.table, None], ["table", "u64"]),
     "shapley_sample": (
@@ -524,6 +547,7 @@ def pool(kind: str, c: Ctx) -> list[Any]:
         "rules": RULES, "replace": REPLACE, "callback": CALLBACK, "store": [1, "store", object()],
         "table": F64_TABLE, "masks": U8_MASKS, "game": GAMES, "evaluate": EVALUATORS,
         "i64": I64_1D, "evrows": ROWS_EV, "guards": GUARD_LIST, "attrs": ATTRS, "events": [1, "e", None, []],
+        "matcher": [1, "m", None, object()],
         "f64array": F64_ARRAY, "index": INDEX_ARRAY,
         "cover": ARRAY2 + [np.zeros((2, 3)), np.full((1, 3), np.nan), np.zeros((2, 2))[:, ::2]],
     }

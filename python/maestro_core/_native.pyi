@@ -404,8 +404,11 @@ class EventSet:
 class GuardMatcher:
     """The streaming matcher (watermarks, lateness, per-key runs)."""
 
-    def __new__(cls, guards: list[CompiledGuard], lateness_ns: int | None = ..., max_late_kept: int = 100000) -> GuardMatcher:
-        """``lateness_ns`` defaults to 0; ``None``: only ``advance_watermark`` moves the watermark."""
+    def __new__(
+        cls, guards: list[CompiledGuard], lateness_ns: int | None = ..., max_late_kept: int = 100000, threads: int = 0
+    ) -> GuardMatcher:
+        """``lateness_ns`` defaults to 0; ``None``: only ``advance_watermark`` moves the watermark.
+        ``threads``: guards stepped in parallel (0: one per core, 1: the calling thread)."""
     @property
     def guard_names(self) -> list[str]: ...
     @property
@@ -429,4 +432,29 @@ class GuardMatcher:
         """Violations as int64 arrays ``guard, kind, time, seq, key`` (+ ``str_keys`` or None)."""
     def drain_late(self) -> list[dict[str, Any]]: ...
     def stats(self) -> dict[str, Any]: ...
+
+@final
+class SpanFeed:
+    """Live feed of finished OpenTelemetry SDK spans into a ``GuardMatcher``
+    (used by ``maestro_core.otel.GuardSpanProcessor``): ``push`` copies the
+    fields the guards read (one call per span); a Rust thread converts them,
+    feeds the matcher and moves its watermark to ``now - lateness_ns`` every
+    ``interval_ns``, without the GIL. Read results from the matcher."""
+
+    def __new__(cls, matcher: GuardMatcher, lateness_ns: int, interval_ns: int) -> SpanFeed: ...
+    def push(self, span: Any) -> bool:
+        """Queue one finished span; False when the feed is closed."""
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything queued is matched; False on timeout or when closed."""
+    def wait(self, timeout: float = 1.0) -> bool:
+        """Wait (GIL released) until violations, late events or errors are ready, or the feed closed."""
+    def close(self) -> None:
+        """Match what is queued, finish the matcher, stop the thread (idempotent)."""
+    def errors(self) -> list[str]: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def attributes(self) -> list[str]: ...
 

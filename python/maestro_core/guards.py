@@ -240,12 +240,18 @@ class Matcher:
     watermark rises to ``max time seen - lateness_ns`` (``None``: only
     :meth:`advance_watermark` moves it); events behind it are *late*:
     counted, reported by :meth:`late_events`, not matched.
+
+    ``threads``: independent guards are stepped in parallel on this many
+    threads (``0``: rayon's pool, one per core; ``1``: the calling thread).
+    The violations, and their order, are the same for any value.
     """
 
-    def __init__(self, guards: Sequence[Guard], lateness_ns: int | str | None = 0, max_late_kept: int = 100_000) -> None:
+    def __init__(
+        self, guards: Sequence[Guard], lateness_ns: int | str | None = 0, max_late_kept: int = 100_000, threads: int = 0
+    ) -> None:
         gs = list(guards)
         lat = None if lateness_ns is None else parse_duration(lateness_ns)
-        self._inner = _native.GuardMatcher([g._inner for g in gs], lat, max_late_kept)
+        self._inner = _native.GuardMatcher([g._inner for g in gs], lat, max_late_kept, threads)
         self.guards = gs
 
     def feed_arrays(

@@ -1,13 +1,15 @@
 """Live guard checking inside an OpenTelemetry Python SDK process.
 
-:class:`GuardSpanProcessor` is a ``SpanProcessor``: ``on_end`` only appends
-the finished span to a queue (a few hundred ns, no conversion on the
-request path); a background thread converts queued spans to events in
-Rust, in chunks with the GIL yielded between them (the same mapping as the
-OTLP readers: one event per span at its start
-time, one per span event, the same pseudo-attributes), feeds them to a Rust
-:class:`~maestro_core.guards.Matcher` and advances the watermark with the
-wall clock, so absence deadlines fire even when no span comes.
+:class:`GuardSpanProcessor` is a ``SpanProcessor``. ``on_end`` makes one
+native call per span that copies only what the loaded guards can read
+(name, times, trace/span ids as integers, kind, status, and the attributes
+the guards name; a few microseconds) into a queue; a Rust thread converts
+those to events with the same mapping as the OTLP readers (one event per
+span at its start time, one per span event, the same pseudo-attributes),
+feeds them to a Rust :class:`~maestro_core.guards.Matcher` and advances the
+watermark with the wall clock, so absence deadlines fire even when no span
+comes. That thread never takes the GIL; a Python thread sleeps (without
+the GIL) until violations are ready and then calls ``on_violation``.
 
 Spans reach a processor when they *end*, but events are timed at their
 *start*: ``lateness`` must cover the longest span duration (default 30 s);
@@ -31,7 +33,6 @@ Requires ``opentelemetry-sdk`` (the ``otel`` extra).
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,13 +40,12 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from . import _native
 from .guards import Guard, Matcher, Violation, parse_duration
 
 __all__ = ["GuardSpanProcessor", "span_rows"]
 
 _STATUS = {0: "unset", 1: "ok", 2: "error"}
-#: Spans converted per GIL hold in the background thread.
-_CHUNK = 8
 
 
 def _resource_attrs(span: ReadableSpan, cache: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -106,11 +106,11 @@ class GuardSpanProcessor(SpanProcessor):
     guards:
         Compiled guards (:func:`maestro_core.guards.compile`, ``shipped()``).
     on_violation:
-        Called (from the background thread) with each :class:`Violation`.
+        Called (from a background thread) with each :class:`Violation`.
     lateness:
         Allowed out-of-orderness of span start times (``"30s"``).
     interval:
-        How often (seconds) the background thread drains the queue.
+        How often (seconds) the watermark follows the wall clock.
     """
 
     def __init__(
@@ -121,13 +121,13 @@ class GuardSpanProcessor(SpanProcessor):
         interval: float = 0.05,
     ) -> None:
         self._lateness = parse_duration(lateness)
-        self._matcher = Matcher(guards, lateness_ns=self._lateness)
-        self._queue: deque[ReadableSpan] = deque()
+        # one thread: the feed thread is already off the request path
+        self._matcher = Matcher(guards, lateness_ns=self._lateness, threads=1)
+        self._feed = _native.SpanFeed(self._matcher._inner, self._lateness, max(1000, int(interval * 1e9)))
         self._on_violation = on_violation
         self._interval = interval
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._cache: dict[int, dict[str, Any]] = {}
         self.violations: deque[Violation] = deque(maxlen=10_000)
         self.late = 0
         self.errors: list[str] = []
@@ -138,30 +138,20 @@ class GuardSpanProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        self._queue.append(span)
+        try:
+            self._feed.push(span)
+        except Exception as e:  # never break the instrumented program
+            self.errors.append(f"on_end: {e}")
 
-    def _drain(self, final: bool = False) -> None:
+    def _collect(self) -> None:
         with self._lock:
-            q = self._queue
             try:
-                # small chunks, yielding the GIL between them, so the
-                # instrumented threads never wait long for it
-                while q:
-                    batch = [q.popleft() for _ in range(min(len(q), _CHUNK))]
-                    self._matcher._inner.feed_spans(batch)
-                    time.sleep(0)
-                if final:
-                    self._matcher.finish()
-                else:
-                    wm = time.time_ns() - self._lateness
-                    cur = self._matcher.watermark
-                    if cur is None or wm > cur:
-                        self._matcher.advance_watermark(wm)
+                vs = self._matcher.violations()
+                self.late += len(self._matcher.late_events())
             except Exception as e:  # never break the instrumented program
                 self.errors.append(str(e))
                 return
-            vs = self._matcher.violations()
-            self.late += len(self._matcher.late_events())
+            self.errors.extend(self._feed.errors())
         for v in vs:
             self.violations.append(v)
             if self._on_violation is not None:
@@ -171,20 +161,23 @@ class GuardSpanProcessor(SpanProcessor):
                     self.errors.append(f"on_violation: {e}")
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._drain()
+        # sleeps in Rust, without the GIL, until something is ready
+        while not self._stop.is_set():
+            if self._feed.wait(1.0) and not self._stop.is_set():
+                self._collect()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        self._drain()
-        return True
+        ok = bool(self._feed.flush(timeout_millis / 1000))
+        self._collect()
+        return ok
 
     def shutdown(self) -> None:
         if self._stop.is_set():
             return
         self._stop.set()
+        self._feed.close()
         self._thread.join(timeout=5)
-        self._drain(final=True)
+        self._collect()
 
     def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {**self._matcher.stats(), "queued": len(self._queue), "late_spans": self.late}
+        return {**self._matcher.stats(), "queued": self._feed.queued, "late_spans": self.late}

@@ -29,6 +29,7 @@ fn run(
         MatcherOptions {
             lateness_ns: Some(lateness),
             max_late_kept: 1000,
+            ..MatcherOptions::default()
         },
     )
     .expect("matcher");

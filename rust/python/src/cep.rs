@@ -224,7 +224,7 @@ impl EventSet {
 /// The streaming matcher (thread-safe: one lock, GIL released while it runs).
 #[pyclass(frozen, module = "maestro_core._native")]
 pub struct GuardMatcher {
-    inner: Mutex<Matcher>,
+    inner: Arc<Mutex<Matcher>>,
     names: Vec<String>,
 }
 
@@ -321,11 +321,12 @@ impl GuardMatcher {
 #[pymethods]
 impl GuardMatcher {
     #[new]
-    #[pyo3(signature = (guards, lateness_ns = Some(0), max_late_kept = 100_000))]
+    #[pyo3(signature = (guards, lateness_ns = Some(0), max_late_kept = 100_000, threads = 0))]
     fn new(
         guards: Vec<PyRef<'_, CompiledGuard>>,
         lateness_ns: Option<i64>,
         max_late_kept: usize,
+        threads: usize,
     ) -> PyResult<Self> {
         if guards.is_empty() {
             return Err(InputError::new_err("a matcher needs at least one guard"));
@@ -338,12 +339,13 @@ impl GuardMatcher {
                 MatcherOptions {
                     lateness_ns,
                     max_late_kept,
+                    threads,
                 },
             )
             .map_err(err)
         })?;
         Ok(GuardMatcher {
-            inner: Mutex::new(m),
+            inner: Arc::new(Mutex::new(m)),
             names,
         })
     }
@@ -793,4 +795,820 @@ fn spans_to_events(
 #[pyfunction]
 pub fn engine_version() -> &'static str {
     maestro_engine::VERSION
+}
+
+// ------------------------------------------------------------------ live feed
+
+const SPAN_KINDS: [&str; 5] = ["internal", "server", "client", "producer", "consumer"];
+const STATUS_CODES: [&str; 3] = ["unset", "ok", "error"];
+
+/// The fields of one finished span that the loaded guards can read, taken
+/// from the Python object on the request thread (no formatting, no
+/// attribute the guards do not name); the GIL-free feed thread builds the
+/// events from it.
+struct RawSpan {
+    name: String,
+    start: i64,
+    end: Option<i64>,
+    trace_id: u128,
+    span_id: u64,
+    parent: Option<u64>,
+    kind: &'static str,
+    status: &'static str,
+    status_msg: Option<String>,
+    scope: Option<String>,
+    resource: Arc<Vec<(Arc<str>, Value)>>,
+    attrs: Vec<(Arc<str>, Value)>,
+    events: Vec<(i64, String, Vec<(Arc<str>, Value)>)>,
+}
+
+enum FeedMsg {
+    Flush(std::sync::mpsc::SyncSender<()>),
+    Close,
+}
+
+#[derive(Default)]
+struct FeedState {
+    /// Violations or late events wait in the matcher, or the feed closed.
+    ready: bool,
+    closed: bool,
+    errors: Vec<String>,
+}
+
+/// Spans queued by `push` are picked up by the feed thread every interval
+/// (no wake-up, so no system call, on the request path).
+const MAX_QUEUED: usize = 1 << 20;
+
+struct FeedShared {
+    spans: Mutex<Vec<RawSpan>>,
+    /// Spans refused because `MAX_QUEUED` were waiting.
+    dropped: std::sync::atomic::AtomicU64,
+    open: std::sync::atomic::AtomicBool,
+    state: Mutex<FeedState>,
+    cv: std::sync::Condvar,
+    queued: std::sync::atomic::AtomicU64,
+}
+
+impl FeedShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Which pseudo-attributes and attributes the guards read.
+struct Wanted {
+    names: std::collections::HashSet<String>,
+    trace_id: bool,
+    span_id: bool,
+    parent: bool,
+    kind: bool,
+    status: bool,
+    status_msg: bool,
+    duration: bool,
+    scope: bool,
+    event_kind: bool,
+    span_name: bool,
+}
+
+impl Wanted {
+    fn new(names: Vec<String>) -> Self {
+        let names: std::collections::HashSet<String> = names.into_iter().collect();
+        let h = |k: &str| names.contains(k);
+        Wanted {
+            trace_id: h("trace_id"),
+            span_id: h("span_id"),
+            parent: h("parent_span_id"),
+            kind: h("span.kind"),
+            status: h("status.code"),
+            status_msg: h("status.message"),
+            duration: h("duration_ns"),
+            scope: h("scope.name"),
+            event_kind: h("event.kind"),
+            span_name: h("span.name"),
+            names,
+        }
+    }
+}
+
+/// Live guard checking for `GuardSpanProcessor`: `push` takes the fields
+/// the guards read from a finished span (one call per span) and hands them
+/// to a Rust thread that converts them, feeds the shared matcher and moves
+/// the watermark with the wall clock, without the GIL.
+#[pyclass(frozen, module = "maestro_core._native")]
+pub struct SpanFeed {
+    tx: Mutex<Option<std::sync::mpsc::Sender<FeedMsg>>>,
+    shared: Arc<FeedShared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    wanted: Wanted,
+    /// Converted resource attributes, by resource object (the reference
+    /// keeps the object alive, so its address is not reused).
+    resources: Mutex<Vec<(Py<PyAny>, Arc<Vec<(Arc<str>, Value)>>)>>,
+    /// `opentelemetry.trace.SpanKind` and `StatusCode` members, by value
+    /// (compared by identity on the fast path; empty without the SDK).
+    kinds: Vec<Py<PyAny>>,
+    codes: Vec<Py<PyAny>>,
+}
+
+/// A timeout in seconds, clamped to `0 ..= 1 h` (NaN: 0).
+fn secs(t: f64) -> std::time::Duration {
+    if t.is_nan() {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_secs_f64(t.clamp(0.0, 3600.0))
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(maestro_engine::cep::MAX_TIME as u128) as i64)
+        .unwrap_or(0)
+}
+
+fn raw_to_events(r: RawSpan, w: &Wanted, out: &mut Vec<maestro_engine::cep::Event>) {
+    let mut a: Vec<(Arc<str>, Value)> = (*r.resource).clone();
+    for (k, v) in r.attrs {
+        set_attr_arc(&mut a, k, v);
+    }
+    if w.scope {
+        if let Some(sn) = r.scope.filter(|x| !x.is_empty()) {
+            set_attr(&mut a, "scope.name", Value::Str(Arc::from(sn.as_str())));
+        }
+    }
+    if w.trace_id {
+        let tid = r.trace_id;
+        set_attr(
+            &mut a,
+            "trace_id",
+            Value::Str(Arc::from(format!("{tid:032x}").as_str())),
+        );
+    }
+    if w.span_id {
+        let sid = r.span_id;
+        set_attr(
+            &mut a,
+            "span_id",
+            Value::Str(Arc::from(format!("{sid:016x}").as_str())),
+        );
+    }
+    if w.parent {
+        if let Some(pid) = r.parent {
+            set_attr(
+                &mut a,
+                "parent_span_id",
+                Value::Str(Arc::from(format!("{pid:016x}").as_str())),
+            );
+        }
+    }
+    if w.kind {
+        set_attr(&mut a, "span.kind", Value::Str(Arc::from(r.kind)));
+    }
+    if w.status {
+        set_attr(&mut a, "status.code", Value::Str(Arc::from(r.status)));
+    }
+    if w.status_msg {
+        if let Some(d) = r.status_msg.filter(|d| !d.is_empty()) {
+            set_attr(&mut a, "status.message", Value::Str(Arc::from(d.as_str())));
+        }
+    }
+    if w.duration {
+        set_attr(
+            &mut a,
+            "duration_ns",
+            Value::Int(r.end.map(|e| e - r.start).unwrap_or(0)),
+        );
+    }
+    let nm: Arc<str> = Arc::from(r.name.as_str());
+    let mut span_a = a.clone();
+    if w.event_kind {
+        set_attr(&mut span_a, "event.kind", Value::Str(Arc::from("span")));
+    }
+    out.push(maestro_engine::cep::Event {
+        time: r.start,
+        name: nm.clone(),
+        attrs: span_a,
+    });
+    for (et, en, eattrs) in r.events {
+        let mut ea = a.clone();
+        if w.span_name {
+            set_attr(&mut ea, "span.name", Value::Str(nm.clone()));
+        }
+        for (k, v) in eattrs {
+            set_attr_arc(&mut ea, k, v);
+        }
+        if w.event_kind {
+            set_attr(&mut ea, "event.kind", Value::Str(Arc::from("span_event")));
+        }
+        out.push(maestro_engine::cep::Event {
+            time: et,
+            name: Arc::from(en.as_str()),
+            attrs: ea,
+        });
+    }
+}
+
+fn set_attr_arc(out: &mut Vec<(Arc<str>, Value)>, k: Arc<str>, v: Value) {
+    if let Some(x) = out.iter_mut().find(|(kk, _)| *kk == k) {
+        x.1 = v;
+    } else {
+        out.push((k, v));
+    }
+}
+
+/// The feed thread: batches spans, feeds the matcher, advances the
+/// watermark to `now - lateness` every `interval`, finishes on close.
+fn feed_loop(
+    rx: std::sync::mpsc::Receiver<FeedMsg>,
+    matcher: Arc<Mutex<Matcher>>,
+    shared: Arc<FeedShared>,
+    wanted_names: Vec<String>,
+    lateness: i64,
+    interval: std::time::Duration,
+) {
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc::RecvTimeoutError;
+    let w = Wanted::new(wanted_names);
+    let mut last_wm = std::time::Instant::now();
+    let mut events = Vec::new();
+    let mut acks: Vec<std::sync::mpsc::SyncSender<()>> = Vec::new();
+    let mut closing = false;
+    let note = |shared: &FeedShared, e: String| {
+        let mut st = shared.lock();
+        if st.errors.len() < 1000 {
+            st.errors.push(e);
+        }
+        st.ready = true;
+        shared.cv.notify_all();
+    };
+    loop {
+        let first = rx.recv_timeout(interval);
+        let mut msgs = Vec::new();
+        match first {
+            Ok(m) => msgs.push(m),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => closing = true,
+        }
+        while let Ok(m) = rx.try_recv() {
+            msgs.push(m);
+        }
+        for m in msgs {
+            match m {
+                FeedMsg::Flush(a) => acks.push(a),
+                FeedMsg::Close => closing = true,
+            }
+        }
+        let taken = std::mem::take(&mut *shared.spans.lock().unwrap_or_else(|p| p.into_inner()));
+        let spans = taken.len() as u64;
+        for r in taken {
+            raw_to_events(r, &w, &mut events);
+        }
+        let dropped = shared.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            note(&shared, format!("{dropped} spans dropped: more than {MAX_QUEUED} were waiting"));
+        }
+        let advance = closing || !acks.is_empty() || last_wm.elapsed() >= interval;
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut m = matcher.lock().unwrap_or_else(|p| p.into_inner());
+            let mut errs = Vec::new();
+            if !events.is_empty() {
+                if let Err(e) = m.feed_events(&events) {
+                    errs.push(e.to_string());
+                }
+            }
+            if closing {
+                if let Err(e) = m.finish() {
+                    errs.push(e.to_string());
+                }
+            } else if advance {
+                let wm = now_ns().saturating_sub(lateness);
+                if wm > m.watermark() {
+                    if let Err(e) = m.advance_watermark(wm) {
+                        errs.push(e.to_string());
+                    }
+                }
+            }
+            (m.has_output(), errs)
+        }));
+        events.clear();
+        if advance {
+            last_wm = std::time::Instant::now();
+        }
+        shared.queued.fetch_sub(spans, Ordering::Relaxed);
+        match res {
+            Ok((ready, errs)) => {
+                for e in errs {
+                    note(&shared, e);
+                }
+                if ready {
+                    let mut st = shared.lock();
+                    st.ready = true;
+                    shared.cv.notify_all();
+                }
+            }
+            Err(_) => note(
+                &shared,
+                "internal error: the guard feed thread panicked".into(),
+            ),
+        }
+        for a in acks.drain(..) {
+            let _ = a.send(());
+        }
+        if closing {
+            let mut st = shared.lock();
+            st.closed = true;
+            st.ready = true;
+            shared.cv.notify_all();
+            return;
+        }
+    }
+}
+
+fn filtered_attrs(
+    obj: &Bound<'_, PyAny>,
+    w: &Wanted,
+    out: &mut Vec<(Arc<str>, Value)>,
+) -> PyResult<()> {
+    if obj.is_none() {
+        return Ok(());
+    }
+    let mut put = |k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>| -> PyResult<()> {
+        let Ok(ks) = k.cast::<pyo3::types::PyString>() else {
+            return Ok(());
+        };
+        let key = ks.to_cow()?;
+        if !w.names.contains(key.as_ref()) {
+            return Ok(());
+        }
+        let val = py_value(v).map_err(|what| {
+            TraceFormatError::new_err(format!(
+                "span attribute {key:?}: unknown attribute value type {what}"
+            ))
+        })?;
+        set_attr(out, &key, val);
+        Ok(())
+    };
+    // A plain dict (SDK's BoundedAttributes keeps one in `_dict`) is read
+    // in C; any other mapping through `items()`.
+    let py = obj.py();
+    let inner = obj.getattr(pyo3::intern!(py, "_dict")).ok();
+    if let Some(d) = inner.as_ref().and_then(|x| x.cast::<PyDict>().ok()) {
+        for (k, v) in d.iter() {
+            put(&k, &v)?;
+        }
+        return Ok(());
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        for (k, v) in d.iter() {
+            put(&k, &v)?;
+        }
+        return Ok(());
+    }
+    let items = obj.call_method0(pyo3::intern!(py, "items"))?;
+    for kv in items.try_iter()? {
+        let kv = kv?;
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = kv.extract()?;
+        put(&k, &v)?;
+    }
+    Ok(())
+}
+
+impl SpanFeed {
+    /// `raw` through the SDK's private fields (each public property is a
+    /// Python call, `events` copies a tuple): about 3x fewer Python-level
+    /// operations on the request thread. Any surprise (another SDK
+    /// version, another span class) falls back to the public API.
+    fn raw_fast(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Option<RawSpan>> {
+        use pyo3::intern;
+        let w = &self.wanted;
+        let miss = || pyo3::exceptions::PyAttributeError::new_err("fast path");
+        let ctx = span.getattr(intern!(py, "_context"))?;
+        let start: Option<i64> = span.getattr(intern!(py, "_start_time"))?.extract()?;
+        let (false, Some(start)) = (ctx.is_none(), start) else {
+            return Ok(None);
+        };
+        let ctx = ctx.cast::<PyTuple>().map_err(|_| miss())?;
+        let end: Option<i64> = if w.duration {
+            span.getattr(intern!(py, "_end_time"))?.extract()?
+        } else {
+            None
+        };
+        let name: String = span.getattr(intern!(py, "_name"))?.extract()?;
+        let trace_id: u128 = if w.trace_id {
+            ctx.get_item(0)?.extract()?
+        } else {
+            0
+        };
+        let span_id: u64 = if w.span_id {
+            ctx.get_item(1)?.extract()?
+        } else {
+            0
+        };
+        let parent = if w.parent {
+            let p = span.getattr(intern!(py, "_parent"))?;
+            if p.is_none() {
+                None
+            } else {
+                Some(
+                    p.cast::<PyTuple>()
+                        .map_err(|_| miss())?
+                        .get_item(1)?
+                        .extract::<u64>()?,
+                )
+            }
+        } else {
+            None
+        };
+        let kind = if w.kind {
+            let k = span.getattr(intern!(py, "_kind"))?;
+            let i = self
+                .kinds
+                .iter()
+                .position(|x| x.as_ptr() == k.as_ptr())
+                .ok_or_else(miss)?;
+            SPAN_KINDS[i]
+        } else {
+            ""
+        };
+        let (status, status_msg) = if w.status || w.status_msg {
+            let st = span.getattr(intern!(py, "_status"))?;
+            let c = st.getattr(intern!(py, "_status_code"))?;
+            let i = self
+                .codes
+                .iter()
+                .position(|x| x.as_ptr() == c.as_ptr())
+                .ok_or_else(miss)?;
+            let msg: Option<String> = if w.status_msg {
+                st.getattr(intern!(py, "_description"))?.extract()?
+            } else {
+                None
+            };
+            (STATUS_CODES[i], msg)
+        } else {
+            ("unset", None)
+        };
+        let scope = if w.scope {
+            let sc = span.getattr(intern!(py, "_instrumentation_scope"))?;
+            if sc.is_none() {
+                None
+            } else {
+                sc.getattr(intern!(py, "name"))?.extract()?
+            }
+        } else {
+            None
+        };
+        let resource = self.resource_attrs(py, &span.getattr(intern!(py, "_resource"))?)?;
+        let mut attrs = Vec::new();
+        filtered_attrs(&span.getattr(intern!(py, "_attributes"))?, w, &mut attrs)?;
+        let mut events = Vec::new();
+        let dq = span
+            .getattr(intern!(py, "_events"))?
+            .getattr(intern!(py, "_dq"))?;
+        if dq.len()? > 0 {
+            for e in dq.try_iter()? {
+                let e = e?;
+                let et: i64 = e.getattr(intern!(py, "_timestamp"))?.extract()?;
+                let en: String = e.getattr(intern!(py, "_name"))?.extract()?;
+                let mut ea = Vec::new();
+                filtered_attrs(&e.getattr(intern!(py, "_attributes"))?, w, &mut ea)?;
+                events.push((et, en, ea));
+            }
+        }
+        Ok(Some(RawSpan {
+            name,
+            start,
+            end,
+            trace_id,
+            span_id,
+            parent,
+            kind,
+            status,
+            status_msg,
+            scope,
+            resource,
+            attrs,
+            events,
+        }))
+    }
+
+    fn resource_attrs(
+        &self,
+        py: Python<'_>,
+        res: &Bound<'_, PyAny>,
+    ) -> PyResult<Arc<Vec<(Arc<str>, Value)>>> {
+        let mut cache = self
+            .resources
+            .lock()
+            .map_err(|_| InternalError::new_err("resource cache lock poisoned"))?;
+        if let Some((_, v)) = cache.iter().find(|(o, _)| o.as_ptr() == res.as_ptr()) {
+            return Ok(v.clone());
+        }
+        let mut v = Vec::new();
+        if !res.is_none() {
+            filtered_attrs(
+                &res.getattr(pyo3::intern!(py, "attributes"))?,
+                &self.wanted,
+                &mut v,
+            )?;
+        }
+        let v = Arc::new(v);
+        if cache.len() >= 64 {
+            cache.remove(0);
+        }
+        cache.push((res.clone().unbind(), v.clone()));
+        Ok(v)
+    }
+
+    fn raw(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Option<RawSpan>> {
+        if let Ok(r) = self.raw_fast(py, span) {
+            return Ok(r);
+        }
+        self.raw_public(py, span)
+    }
+
+    fn raw_public(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Option<RawSpan>> {
+        use pyo3::intern;
+        let w = &self.wanted;
+        let ctx = span.getattr(intern!(py, "context"))?;
+        let start: Option<i64> = span.getattr(intern!(py, "start_time"))?.extract()?;
+        let (false, Some(start)) = (ctx.is_none(), start) else {
+            return Ok(None);
+        };
+        let end: Option<i64> = if w.duration {
+            span.getattr(intern!(py, "end_time"))?.extract()?
+        } else {
+            None
+        };
+        let name: String = span.getattr(intern!(py, "name"))?.extract()?;
+        let trace_id: u128 = if w.trace_id {
+            ctx.getattr(intern!(py, "trace_id"))?.extract()?
+        } else {
+            0
+        };
+        let span_id: u64 = if w.span_id {
+            ctx.getattr(intern!(py, "span_id"))?.extract()?
+        } else {
+            0
+        };
+        let parent = if w.parent {
+            let p = span.getattr(intern!(py, "parent"))?;
+            if p.is_none() {
+                None
+            } else {
+                Some(p.getattr(intern!(py, "span_id"))?.extract::<u64>()?)
+            }
+        } else {
+            None
+        };
+        let kind = if w.kind {
+            let k = span.getattr(intern!(py, "kind"))?;
+            let v: usize = k.getattr(intern!(py, "value"))?.extract()?;
+            match SPAN_KINDS.get(v) {
+                Some(s) => *s,
+                None => "internal",
+            }
+        } else {
+            ""
+        };
+        let (status, status_msg) = if w.status || w.status_msg {
+            let st = span.getattr(intern!(py, "status"))?;
+            let code: usize = st
+                .getattr(intern!(py, "status_code"))?
+                .getattr(intern!(py, "value"))?
+                .extract()?;
+            let msg: Option<String> = if w.status_msg {
+                st.getattr(intern!(py, "description"))?.extract()?
+            } else {
+                None
+            };
+            (*STATUS_CODES.get(code).unwrap_or(&"unset"), msg)
+        } else {
+            ("unset", None)
+        };
+        let scope = if w.scope {
+            let sc = span.getattr(intern!(py, "instrumentation_scope"))?;
+            if sc.is_none() {
+                None
+            } else {
+                sc.getattr(intern!(py, "name"))?.extract()?
+            }
+        } else {
+            None
+        };
+        let resource = self.resource_attrs(py, &span.getattr(intern!(py, "resource"))?)?;
+        let mut attrs = Vec::new();
+        let sa = span
+            .getattr(intern!(py, "_attributes"))
+            .or_else(|_| span.getattr(intern!(py, "attributes")))?;
+        filtered_attrs(&sa, w, &mut attrs)?;
+        let mut events = Vec::new();
+        let evs = span.getattr(intern!(py, "events"))?;
+        if evs.len().unwrap_or(1) > 0 {
+            for e in evs.try_iter()? {
+                let e = e?;
+                let et: i64 = e.getattr(intern!(py, "timestamp"))?.extract()?;
+                let en: String = e.getattr(intern!(py, "name"))?.extract()?;
+                let mut ea = Vec::new();
+                filtered_attrs(&e.getattr(intern!(py, "attributes"))?, w, &mut ea)?;
+                events.push((et, en, ea));
+            }
+        }
+        Ok(Some(RawSpan {
+            name,
+            start,
+            end,
+            trace_id,
+            span_id,
+            parent,
+            kind,
+            status,
+            status_msg,
+            scope,
+            resource,
+            attrs,
+            events,
+        }))
+    }
+}
+
+#[pymethods]
+impl SpanFeed {
+    /// Start the feed thread on `matcher` (shared: drain it for results).
+    #[new]
+    #[pyo3(signature = (matcher, lateness_ns, interval_ns))]
+    fn new(matcher: PyRef<'_, GuardMatcher>, lateness_ns: i64, interval_ns: u64) -> PyResult<Self> {
+        if !(0..maestro_engine::cep::MAX_TIME).contains(&lateness_ns) {
+            return Err(InputError::new_err(format!(
+                "lateness {lateness_ns} ns out of range (0 .. 2^62)"
+            )));
+        }
+        if !(1_000..=3_600_000_000_000).contains(&interval_ns) {
+            return Err(InputError::new_err(format!(
+                "interval {interval_ns} ns out of range (1 us .. 1 h)"
+            )));
+        }
+        let names = matcher.lock()?.attribute_names();
+        let wanted = Wanted::new(names.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = Arc::new(FeedShared {
+            spans: Mutex::new(Vec::new()),
+            dropped: std::sync::atomic::AtomicU64::new(0),
+            open: std::sync::atomic::AtomicBool::new(true),
+            state: Mutex::new(FeedState::default()),
+            cv: std::sync::Condvar::new(),
+            queued: std::sync::atomic::AtomicU64::new(0),
+        });
+        let m = matcher.inner.clone();
+        let sh = shared.clone();
+        let interval = std::time::Duration::from_nanos(interval_ns);
+        let th = std::thread::Builder::new()
+            .name("maestro-guard-feed".into())
+            .spawn(move || feed_loop(rx, m, sh, names, lateness_ns, interval))
+            .map_err(|e| InternalError::new_err(format!("cannot start the feed thread: {e}")))?;
+        let members = |cls: &str, n: usize| -> Vec<Py<PyAny>> {
+            let py = matcher.py();
+            let Ok(m) = py.import("opentelemetry.trace") else {
+                return Vec::new();
+            };
+            let Ok(c) = m.getattr(cls) else {
+                return Vec::new();
+            };
+            let mut v = Vec::new();
+            for i in 0..n {
+                match c.call1((i,)) {
+                    Ok(x) => v.push(x.unbind()),
+                    Err(_) => return Vec::new(),
+                }
+            }
+            v
+        };
+        let kinds = members("SpanKind", SPAN_KINDS.len());
+        let codes = members("StatusCode", STATUS_CODES.len());
+        Ok(SpanFeed {
+            kinds,
+            codes,
+            tx: Mutex::new(Some(tx)),
+            shared,
+            thread: Mutex::new(Some(th)),
+            wanted,
+            resources: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Take the fields the guards read from a finished span and queue them
+    /// (spans without a context or start time are skipped). Returns False
+    /// when the feed is closed.
+    fn push(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let raw = guard(|| self.raw(py, span)).map_err(|e| {
+            if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) {
+                InputError::new_err(format!(
+                    "expected a finished OpenTelemetry SDK span (ReadableSpan): {e}"
+                ))
+            } else {
+                e
+            }
+        })?;
+        let Some(raw) = raw else { return Ok(true) };
+        use std::sync::atomic::Ordering;
+        if !self.shared.open.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let mut q = self.shared.spans.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= MAX_QUEUED {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
+        }
+        q.push(raw);
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Wait (without the GIL) until every span queued so far is matched
+    /// and the watermark has moved; False on timeout or when closed.
+    #[pyo3(signature = (timeout = 30.0))]
+    fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let (atx, arx) = std::sync::mpsc::sync_channel(1);
+        {
+            let tx = self
+                .tx
+                .lock()
+                .map_err(|_| InternalError::new_err("feed lock poisoned"))?;
+            let Some(tx) = tx.as_ref() else {
+                return Ok(false);
+            };
+            if tx.send(FeedMsg::Flush(atx)).is_err() {
+                return Ok(false);
+            }
+        }
+        let t = secs(timeout);
+        Ok(py.detach(move || arx.recv_timeout(t).is_ok()))
+    }
+
+    /// Wait (without the GIL) until violations, late events or errors are
+    /// ready, or the feed closed; True then (and the flag is reset).
+    #[pyo3(signature = (timeout = 1.0))]
+    fn wait(&self, py: Python<'_>, timeout: f64) -> bool {
+        let t = secs(timeout);
+        let sh = self.shared.clone();
+        py.detach(move || {
+            let st = sh.lock();
+            let (mut st, _) = sh
+                .cv
+                .wait_timeout_while(st, t, |s| !s.ready && !s.closed)
+                .unwrap_or_else(|p| p.into_inner());
+            let r = st.ready || st.closed;
+            st.ready = false;
+            r
+        })
+    }
+
+    /// Match what is queued, finish the matcher (every deadline fires) and
+    /// stop the thread. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let tx = self
+            .tx
+            .lock()
+            .map_err(|_| InternalError::new_err("feed lock poisoned"))?
+            .take();
+        self.shared
+            .open
+            .store(false, std::sync::atomic::Ordering::Release);
+        if let Some(tx) = tx {
+            let _ = tx.send(FeedMsg::Close);
+        }
+        let th = self
+            .thread
+            .lock()
+            .map_err(|_| InternalError::new_err("feed lock poisoned"))?
+            .take();
+        if let Some(th) = th {
+            py.detach(move || th.join())
+                .map_err(|_| InternalError::new_err("the guard feed thread panicked"))?;
+        }
+        Ok(())
+    }
+
+    /// Errors of the feed thread since the last call.
+    fn errors(&self) -> Vec<String> {
+        std::mem::take(&mut self.shared.lock().errors)
+    }
+
+    /// Spans queued and not yet matched.
+    #[getter]
+    fn queued(&self) -> u64 {
+        self.shared
+            .queued
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.shared.lock().closed
+    }
+
+    /// The attributes read from spans (the guards' predicates and keys).
+    #[getter]
+    fn attributes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.wanted.names.iter().cloned().collect();
+        v.sort();
+        v
+    }
 }

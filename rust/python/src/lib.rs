@@ -67,6 +67,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cep::CompiledGuard>()?;
     m.add_class::<cep::EventSet>()?;
     m.add_class::<cep::GuardMatcher>()?;
+    m.add_class::<cep::SpanFeed>()?;
     m.add_function(wrap_pyfunction!(cep::compile_guards, m)?)?;
     m.add_function(wrap_pyfunction!(cep::compile_guard_ast, m)?)?;
     m.add_function(wrap_pyfunction!(cep::parse_guards, m)?)?;

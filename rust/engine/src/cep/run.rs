@@ -46,6 +46,10 @@ pub struct MatcherOptions {
     /// How many late events are kept for [`Matcher::drain_late`] (all are
     /// counted).
     pub max_late_kept: usize,
+    /// Threads stepping independent guards at once: `0` uses rayon's
+    /// global pool (one thread per core), `1` runs on the calling thread.
+    /// The violations and their order do not depend on it.
+    pub threads: usize,
 }
 
 impl Default for MatcherOptions {
@@ -53,9 +57,13 @@ impl Default for MatcherOptions {
         MatcherOptions {
             lateness_ns: Some(0),
             max_late_kept: 100_000,
+            threads: 0,
         }
     }
 }
+
+/// Largest accepted [`MatcherOptions::threads`].
+pub const MAX_THREADS: usize = 256;
 
 /// The partition key of a violation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,6 +135,28 @@ struct Pending {
     name: u32,
     key: Option<i64>,
     attrs: Vec<(u32, Value)>,
+    /// Hash and label of each distinct `per` attribute of the guards,
+    /// computed once per event instead of once per guard.
+    keys: Vec<(u32, u64, Arc<str>)>,
+}
+
+/// A buffered event's attributes with its precomputed partition keys.
+struct PAttrs<'a> {
+    attrs: &'a [(u32, Value)],
+    keys: &'a [(u32, u64, Arc<str>)],
+}
+
+impl Attrs for PAttrs<'_> {
+    #[inline]
+    fn get(&self, id: u32) -> Option<VRef<'_>> {
+        Attrs::get(self.attrs, id)
+    }
+    fn key(&self, id: u32) -> Option<(u64, Arc<str>)> {
+        match self.keys.iter().find(|(k, _, _)| *k == id) {
+            Some((_, h, l)) => Some((*h, l.clone())),
+            None => self.attrs.key(id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -154,11 +184,13 @@ struct Unit {
     timers: BinaryHeap<Reverse<(i64, u64)>>,
 }
 
+#[derive(Clone)]
 enum PKey {
     Name,
     Attr(u32),
 }
 
+#[derive(Clone)]
 enum EOp {
     Eq(Lit),
     Ne(Lit),
@@ -171,13 +203,35 @@ enum EOp {
     Exists,
 }
 
+#[derive(Clone)]
 struct EPred {
     key: PKey,
     op: EOp,
     negated: bool,
-    /// Index of this predicate among all of the matcher's (for tables
-    /// resolved once per batch over a string column's vocabulary).
+    /// Index of this predicate among the matcher's distinct predicates
+    /// (equal predicates of different guards share it): its outcome is
+    /// resolved once per event for all guards, per chunk of a columnar
+    /// batch.
     id: usize,
+}
+
+/// A distinct predicate of the matcher (without negation).
+struct PredDef {
+    src: (Option<u32>, Op),
+    key: PKey,
+    op: EOp,
+}
+
+impl PredDef {
+    fn key_col<'c, 'd>(
+        &self,
+        col_of: &impl Fn(u32) -> Option<&'c Column<'d>>,
+    ) -> Option<&'c Column<'d>> {
+        match self.key {
+            PKey::Attr(id) => col_of(id),
+            PKey::Name => None,
+        }
+    }
 }
 
 enum EM {
@@ -187,7 +241,72 @@ enum EM {
     Where(Box<EM>, Vec<EPred>),
 }
 
+/// One conjunction of an attribute matcher in disjunctive normal form:
+/// the event name passes `name_ok` (its base matcher and predicates on
+/// the name, tabled per name id) and the resolved attribute predicates
+/// under `need` have the outcomes in `val` (bits of the per-event mask).
+struct Term {
+    name: Option<u32>,
+    name_preds: Vec<EPred>,
+    name_ok: Vec<bool>,
+    need: u64,
+    val: u64,
+}
+
+/// `m` as terms, or `None` when some attribute predicate has no bit.
+fn dnf(m: &EM, bit_of: &[Option<u8>]) -> Option<Vec<Term>> {
+    Some(match m {
+        EM::Any => vec![Term {
+            name: None,
+            name_preds: Vec::new(),
+            name_ok: Vec::new(),
+            need: 0,
+            val: 0,
+        }],
+        EM::Name(n) => vec![Term {
+            name: Some(*n),
+            name_preds: Vec::new(),
+            name_ok: Vec::new(),
+            need: 0,
+            val: 0,
+        }],
+        EM::Or(v) => {
+            let mut out = Vec::new();
+            for x in v {
+                out.extend(dnf(x, bit_of)?);
+            }
+            out
+        }
+        EM::Where(b, ps) => {
+            let mut out = Vec::new();
+            'terms: for mut t in dnf(b, bit_of)? {
+                for p in ps {
+                    match p.key {
+                        PKey::Name => t.name_preds.push(p.clone()),
+                        PKey::Attr(_) => {
+                            let b = 1u64 << (*bit_of.get(p.id)?)?;
+                            let want = if p.negated { 0 } else { b };
+                            if t.need & b != 0 && t.val & b != want {
+                                continue 'terms; // contradiction: never holds
+                            }
+                            t.need |= b;
+                            t.val |= want;
+                        }
+                    }
+                }
+                out.push(t);
+            }
+            out
+        }
+    })
+}
+
 struct GuardRt {
+    /// Per matcher: its terms (attribute matchers only; empty for the
+    /// others), used when the event carries a resolved predicate mask.
+    terms: Vec<Vec<Term>>,
+    /// Every attribute matcher has terms.
+    has_terms: bool,
     c: Compiled,
     ms: Vec<EM>,
     /// Bits of matchers that depend on the name only, per name id.
@@ -196,6 +315,7 @@ struct GuardRt {
     maybe: Vec<u64>,
     attr_dep: u64,
     relevant: u64,
+    strict: bool,
     per: u32,
     units: Vec<Unit>,
 }
@@ -228,6 +348,9 @@ pub struct Matcher {
     wm: i64,
     seq: u64,
     buf: Vec<Pending>,
+    /// `buf` is in `(time, seq)` order (checked on push, so a pump does
+    /// not rescan a large reorder buffer).
+    buf_sorted: bool,
     out: Vec<Violation>,
     late: Vec<LateEvent>,
     stats: Stats,
@@ -236,7 +359,14 @@ pub struct Matcher {
     /// no guard reacts to are counted for lateness, then dropped).
     care: Vec<bool>,
     empty_name: Arc<str>,
-    n_preds: usize,
+    /// The distinct predicates of all guards (`EPred::id` indexes them).
+    defs: Vec<PredDef>,
+    /// Per predicate: its bit in the per-event predicate mask.
+    bit_of: Vec<Option<u8>>,
+    /// The distinct `per` attributes of the guards.
+    pers: Vec<u32>,
+    /// A private pool when `MatcherOptions::threads` asks for one.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// A borrowed attribute value.
@@ -271,6 +401,12 @@ trait Attrs {
     }
     /// Hash and label of a string-keyed partition attribute.
     fn key(&self, id: u32) -> Option<(u64, Arc<str>)>;
+    /// The outcomes of every attribute predicate that has a bit, when
+    /// they were resolved for the whole batch.
+    #[inline]
+    fn pred_mask(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl Attrs for [(u32, Value)] {
@@ -291,31 +427,32 @@ impl Attrs for [(u32, Value)] {
 struct Row<'a> {
     cols: &'a [(u32, &'a Column<'a>)],
     row: usize,
-    /// Per predicate id: (string-code column, outcome per code).
-    pre: &'a [Option<(&'a [i64], Vec<bool>)>],
+    /// Per predicate id: its outcome on the rows `off..` of the current
+    /// chunk (resolved once for all guards).
+    res: &'a [Option<Vec<bool>>],
+    off: usize,
+    /// Per row of the chunk: the predicate outcomes as bits (empty when
+    /// the predicates do not fit in 64 bits).
+    pm: &'a [u64],
 }
 
 impl Attrs for Row<'_> {
     #[inline]
+    fn pred_mask(&self) -> Option<u64> {
+        self.pm.get(self.row.wrapping_sub(self.off)).copied()
+    }
+    #[inline]
     fn resolved(&self, pred: usize) -> Option<bool> {
-        let (codes, table) = self.pre.get(pred)?.as_ref()?;
-        let c = *codes.get(self.row)?;
-        Some(c >= 0 && table.get(c as usize).copied().unwrap_or(false))
+        self.res
+            .get(pred)?
+            .as_ref()?
+            .get(self.row.wrapping_sub(self.off))
+            .copied()
     }
     #[inline]
     fn get(&self, id: u32) -> Option<VRef<'_>> {
         let (_, c) = self.cols.iter().find(|(k, _)| *k == id)?;
-        let i = self.row;
-        match c {
-            Column::I64(v) => v.get(i).map(|x| VRef::Int(*x)),
-            Column::F64(v) => v.get(i).filter(|x| !x.is_nan()).map(|x| VRef::Float(*x)),
-            Column::Bool(v) => v.get(i).map(|x| VRef::Bool(*x)),
-            Column::Codes(v, voc) => v
-                .get(i)
-                .filter(|&&x| x >= 0)
-                .and_then(|&x| voc.get(x as usize))
-                .map(|s| VRef::Str(s.as_str())),
-        }
+        c.get(self.row)
     }
     fn key(&self, id: u32) -> Option<(u64, Arc<str>)> {
         let v = self.get(id)?;
@@ -361,10 +498,18 @@ impl EPred {
             PKey::Name => Some(VRef::Str(name)),
             PKey::Attr(id) => attrs.get(id),
         };
+        self.op.holds(v)
+    }
+}
+
+impl EOp {
+    /// The operator on a value (`None`: the attribute is missing).
+    #[inline]
+    fn holds(&self, v: Option<VRef<'_>>) -> bool {
         use std::cmp::Ordering::*;
-        let r = match v {
+        match v {
             None => false,
-            Some(v) => match &self.op {
+            Some(v) => match self {
                 EOp::Exists => true,
                 EOp::Eq(l) => eq_lit(v, l),
                 EOp::Ne(l) => !eq_lit(v, l),
@@ -375,8 +520,44 @@ impl EPred {
                 EOp::In(ls) => ls.iter().any(|l| eq_lit(v, l)),
                 EOp::Re(re) => matches!(v, VRef::Str(s) if re.is_match(s)),
             },
+        }
+    }
+
+    /// The operator over rows `lo..hi` of a column, appended to `out`
+    /// (the common integer comparisons as plain loops the compiler
+    /// vectorises; string columns through a table over the vocabulary).
+    fn resolve(
+        &self,
+        col: Option<&Column<'_>>,
+        voc_table: Option<&[bool]>,
+        lo: usize,
+        hi: usize,
+        out: &mut Vec<bool>,
+    ) {
+        let Some(col) = col else {
+            out.resize(out.len() + (hi - lo), false);
+            return;
         };
-        r
+        match (col, self) {
+            (Column::I64(v), EOp::Gt(Lit::Int(y))) => out.extend(v[lo..hi].iter().map(|x| x > y)),
+            (Column::I64(v), EOp::Ge(Lit::Int(y))) => out.extend(v[lo..hi].iter().map(|x| x >= y)),
+            (Column::I64(v), EOp::Lt(Lit::Int(y))) => out.extend(v[lo..hi].iter().map(|x| x < y)),
+            (Column::I64(v), EOp::Le(Lit::Int(y))) => out.extend(v[lo..hi].iter().map(|x| x <= y)),
+            (Column::I64(v), EOp::Eq(Lit::Int(y))) => out.extend(v[lo..hi].iter().map(|x| x == y)),
+            (Column::I64(v), EOp::Ne(Lit::Int(y))) => out.extend(v[lo..hi].iter().map(|x| x != y)),
+            (Column::I64(_) | Column::Bool(_), EOp::Exists) => {
+                out.resize(out.len() + (hi - lo), true)
+            }
+            (Column::Codes(v, _), _) => {
+                let tab = voc_table.unwrap_or(&[]);
+                out.extend(
+                    v[lo..hi]
+                        .iter()
+                        .map(|&c| c >= 0 && tab.get(c as usize).copied().unwrap_or(false)),
+                )
+            }
+            _ => out.extend((lo..hi).map(|i| self.holds(col.get(i)))),
+        }
     }
 }
 
@@ -387,16 +568,6 @@ impl EM {
             EM::Name(n) => *n == nid,
             EM::Or(v) => v.iter().any(|m| m.eval(nid, name, attrs)),
             EM::Where(b, ps) => b.eval(nid, name, attrs) && ps.iter().all(|p| p.eval(name, attrs)),
-        }
-    }
-    fn preds<'s>(&'s self, out: &mut Vec<&'s EPred>) {
-        match self {
-            EM::Any | EM::Name(_) => {}
-            EM::Or(v) => v.iter().for_each(|m| m.preds(out)),
-            EM::Where(b, ps) => {
-                b.preds(out);
-                out.extend(ps.iter());
-            }
         }
     }
     fn name_only(&self) -> bool {
@@ -422,18 +593,18 @@ fn build_em(
     m: &MatcherAst,
     names: &mut Interner,
     attrs: &mut Interner,
-    next_id: &mut usize,
+    defs: &mut Vec<PredDef>,
 ) -> Result<EM, CepError> {
     Ok(match m {
         MatcherAst::Any => EM::Any,
         MatcherAst::Name { name } => EM::Name(names.id(name)),
         MatcherAst::Or { any } => EM::Or(
             any.iter()
-                .map(|x| build_em(x, names, attrs, next_id))
+                .map(|x| build_em(x, names, attrs, defs))
                 .collect::<Result<_, _>>()?,
         ),
         MatcherAst::Where { base, preds } => {
-            let b = build_em(base, names, attrs, next_id)?;
+            let b = build_em(base, names, attrs, defs)?;
             let mut ps = Vec::new();
             for p in preds {
                 let key = if p.key == "name" {
@@ -454,13 +625,30 @@ fn build_em(
                     ),
                     Op::Exists => EOp::Exists,
                 };
+                let src = (
+                    match key {
+                        PKey::Name => None,
+                        PKey::Attr(a) => Some(a),
+                    },
+                    p.op.clone(),
+                );
+                let id = match defs.iter().position(|d| d.src == src) {
+                    Some(i) => i,
+                    None => {
+                        defs.push(PredDef {
+                            src,
+                            key: key.clone(),
+                            op: op.clone(),
+                        });
+                        defs.len() - 1
+                    }
+                };
                 ps.push(EPred {
                     key,
                     op,
                     negated: p.negated,
-                    id: *next_id,
+                    id,
                 });
-                *next_id += 1;
             }
             EM::Where(Box::new(b), ps)
         }
@@ -515,6 +703,20 @@ pub enum Column<'a> {
 }
 
 impl Column<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> Option<VRef<'_>> {
+        match self {
+            Column::I64(v) => v.get(i).map(|x| VRef::Int(*x)),
+            Column::F64(v) => v.get(i).filter(|x| !x.is_nan()).map(|x| VRef::Float(*x)),
+            Column::Bool(v) => v.get(i).map(|x| VRef::Bool(*x)),
+            Column::Codes(v, voc) => v
+                .get(i)
+                .filter(|&&x| x >= 0)
+                .and_then(|&x| voc.get(x as usize))
+                .map(|s| VRef::Str(s.as_str())),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Column::I64(v) => v.len(),
@@ -707,7 +909,11 @@ impl Unit {
         };
         let ks = slot.get_mut();
         let t = cx.t;
-        expire(s, ks, key, t, out, cx.guard, cx.alt);
+        // `ks.timer` is at most the earliest time `expire` would act at
+        // (it is only lowered between firings), so below it this is a no-op.
+        if t > ks.timer {
+            expire(s, ks, key, t, out, cx.guard, cx.alt);
+        }
         let lab = ks.label.clone();
         let n = s.n();
         let old: SmallVec<[Run; 2]> = std::mem::take(&mut ks.runs);
@@ -913,6 +1119,124 @@ fn seq_relevant(s: &SeqIr) -> u64 {
     m
 }
 
+/// Below this many (event, guard) steps a batch is stepped on the calling
+/// thread (a rayon fork costs a few microseconds).
+const PAR_MIN_WORK: usize = 1 << 14;
+
+/// Run `f` on every guard: in parallel (one rayon task per guard) when
+/// `par`, with each guard's violations and counters collected apart and
+/// then appended in guard order, so `out` holds the same violations in the
+/// same order for any thread count.
+fn for_each_guard<F>(
+    guards: &mut [GuardRt],
+    pool: Option<&rayon::ThreadPool>,
+    threads: usize,
+    par: bool,
+    out: &mut Vec<Violation>,
+    stats: &mut Stats,
+    f: F,
+) where
+    F: Fn(usize, &mut GuardRt, &mut Vec<Violation>, &mut Stats) + Sync + Send,
+{
+    if !par || threads == 1 || (pool.is_none() && rayon::current_num_threads() < 2) {
+        for (gi, g) in guards.iter_mut().enumerate() {
+            f(gi, g, out, stats);
+        }
+        return;
+    }
+    use rayon::prelude::*;
+    let mut work = move || -> Vec<(Vec<Violation>, Stats)> {
+        guards
+            .par_iter_mut()
+            .enumerate()
+            .map(|(gi, g)| {
+                let mut o = Vec::new();
+                let mut s = Stats::default();
+                f(gi, g, &mut o, &mut s);
+                (o, s)
+            })
+            .collect()
+    };
+    let parts = match pool {
+        Some(p) => p.install(work),
+        None => work(),
+    };
+    for (o, s) in parts {
+        out.extend(o);
+        stats.matched_events += s.matched_events;
+        stats.unkeyed += s.unkeyed;
+        stats.evicted_keys += s.evicted_keys;
+    }
+}
+
+/// Step one guard over one event.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn step_guard<A: Attrs + ?Sized>(
+    g: &mut GuardRt,
+    gi: usize,
+    time: i64,
+    seq: u64,
+    name: u32,
+    nm: &str,
+    pkey: Option<i64>,
+    attrs: &A,
+    out: &mut Vec<Violation>,
+    stats: &mut Stats,
+) {
+    let nid = name as usize;
+    let mut bits = g.name_bits.get(nid).copied().unwrap_or(0);
+    let mut maybe = g.maybe.get(nid).copied().unwrap_or(0);
+    match attrs.pred_mask() {
+        Some(pm) if g.has_terms => {
+            while maybe != 0 {
+                let i = maybe.trailing_zeros();
+                maybe &= maybe - 1;
+                let hit = g.terms[i as usize]
+                    .iter()
+                    .any(|t| pm & t.need == t.val && t.name_ok.get(nid).copied().unwrap_or(false));
+                if hit {
+                    bits |= 1 << i;
+                }
+            }
+        }
+        _ => {
+            while maybe != 0 {
+                let i = maybe.trailing_zeros();
+                maybe &= maybe - 1;
+                if g.ms[i as usize].eval(name, nm, attrs) {
+                    bits |= 1 << i;
+                }
+            }
+        }
+    }
+    if bits & g.relevant == 0 && !g.strict {
+        return;
+    }
+    let (key, lab) = match pkey {
+        Some(k) => (k as u64, None),
+        None => match attrs.key(g.per) {
+            Some((h, l)) => (h, Some(l)),
+            None => {
+                stats.unkeyed += 1;
+                return;
+            }
+        },
+    };
+    for (ai, u) in g.units.iter_mut().enumerate() {
+        let cx = StepCtx {
+            seq: &g.c.seqs[ai],
+            cont: g.c.contiguity,
+            t: time,
+            ev_seq: seq,
+            bits,
+            guard: gi,
+            alt: ai,
+        };
+        u.step(&cx, key, lab.as_ref(), out, stats);
+    }
+}
+
 impl Matcher {
     /// A matcher over compiled guards.
     pub fn new(guards: Vec<Compiled>, opts: MatcherOptions) -> Result<Matcher, CepError> {
@@ -923,15 +1247,31 @@ impl Matcher {
                 )));
             }
         }
+        if opts.threads > MAX_THREADS {
+            return Err(CepError::Input(format!(
+                "threads {} out of range (0 .. {MAX_THREADS})",
+                opts.threads
+            )));
+        }
+        let pool = if opts.threads > 1 {
+            Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(opts.threads)
+                    .build()
+                    .map_err(|e| CepError::Input(format!("thread pool: {e}")))?,
+            ))
+        } else {
+            None
+        };
         let mut names = Interner::default();
         let mut attrs = Interner::default();
         let mut gs = Vec::new();
-        let mut pred_ids = 0usize;
+        let mut defs = Vec::new();
         for c in guards {
             let ms = c
                 .matchers
                 .iter()
-                .map(|m| build_em(m, &mut names, &mut attrs, &mut pred_ids))
+                .map(|m| build_em(m, &mut names, &mut attrs, &mut defs))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut attr_dep = 0u64;
             for (i, m) in ms.iter().enumerate() {
@@ -950,7 +1290,10 @@ impl Matcher {
                 })
                 .collect();
             gs.push(GuardRt {
+                terms: Vec::new(),
+                has_terms: false,
                 relevant: c.relevant(),
+                strict: c.contiguity == Contiguity::Strict,
                 c,
                 ms,
                 name_bits: Vec::new(),
@@ -960,7 +1303,44 @@ impl Matcher {
                 units,
             });
         }
+        // Bits of the per-event predicate mask: attribute predicates, while
+        // they fit in 64.
+        let mut nbits = 0u32;
+        let bit_of: Vec<Option<u8>> = defs
+            .iter()
+            .map(|d| match d.key {
+                PKey::Attr(_) if nbits < 64 => {
+                    nbits += 1;
+                    Some((nbits - 1) as u8)
+                }
+                _ => None,
+            })
+            .collect();
+        for g in &mut gs {
+            let mut terms = Vec::with_capacity(g.ms.len());
+            let mut ok = true;
+            for (i, m) in g.ms.iter().enumerate() {
+                if g.attr_dep & (1 << i) == 0 {
+                    terms.push(Vec::new());
+                    continue;
+                }
+                match dnf(m, &bit_of) {
+                    Some(t) => terms.push(t),
+                    None => {
+                        ok = false;
+                        terms.push(Vec::new());
+                    }
+                }
+            }
+            g.terms = terms;
+            g.has_terms = ok;
+        }
+        let mut pers: Vec<u32> = gs.iter().map(|g| g.per).collect();
+        pers.sort_unstable();
+        pers.dedup();
         let mut m = Matcher {
+            pers,
+            bit_of,
             guards: gs,
             names,
             attrs,
@@ -968,13 +1348,15 @@ impl Matcher {
             wm: NONE,
             seq: 0,
             buf: Vec::new(),
+            buf_sorted: true,
             out: Vec::new(),
             late: Vec::new(),
             stats: Stats::default(),
             finished: false,
             care: Vec::new(),
             empty_name: Arc::from(""),
-            n_preds: pred_ids,
+            defs,
+            pool,
         };
         m.refresh_tables();
         Ok(m)
@@ -997,6 +1379,13 @@ impl Matcher {
                 }
                 g.name_bits.push(b);
                 g.maybe.push(mb);
+                for t in g.terms.iter_mut().flatten() {
+                    let ok = t.name.is_none_or(|x| x as usize == nid)
+                        && t.name_preds
+                            .iter()
+                            .all(|p| p.eval(name, &[] as &[(u32, Value)]));
+                    t.name_ok.push(ok);
+                }
             }
         }
         let any_strict = self
@@ -1045,8 +1434,8 @@ impl Matcher {
         Ok(())
     }
 
-    /// Accept one event (already range-checked); returns false when late.
     /// Lateness check and watermark update for one arriving event.
+    #[inline(always)]
     fn admit(&mut self, time: i64, seq: u64, name: u32) -> Admit {
         self.stats.events += 1;
         if time < self.wm {
@@ -1082,11 +1471,20 @@ impl Matcher {
         }
     }
 
+    fn buffer(&mut self, p: Pending) {
+        if let Some(l) = self.buf.last() {
+            if (l.time, l.seq) > (p.time, p.seq) {
+                self.buf_sorted = false;
+            }
+        }
+        self.buf.push(p);
+    }
+
     fn accept(&mut self, p: Pending) {
         match self.admit(p.time, p.seq, p.name) {
             Admit::Skip => {}
             Admit::Now => self.process(&p),
-            Admit::Buffer => self.buf.push(p),
+            Admit::Buffer => self.buffer(p),
         }
     }
 
@@ -1103,10 +1501,15 @@ impl Matcher {
             if self.names.names.len() > self.care.len() {
                 self.refresh_tables();
             }
-            let attrs = e
+            let attrs: Vec<(u32, Value)> = e
                 .attrs
                 .iter()
                 .map(|(k, v)| (self.attrs.id(k), v.clone()))
+                .collect();
+            let keys = self
+                .pers
+                .iter()
+                .filter_map(|&id| attrs[..].key(id).map(|(h, l)| (id, h, l)))
                 .collect();
             let p = Pending {
                 time: e.time,
@@ -1114,6 +1517,7 @@ impl Matcher {
                 name,
                 key: None,
                 attrs,
+                keys,
             };
             self.seq += 1;
             self.accept(p);
@@ -1193,34 +1597,26 @@ impl Matcher {
         }
         let map: Vec<u32> = vocab.iter().map(|v| self.names.id(v)).collect();
         self.refresh_tables();
-        // Only columns some guard reads are copied.
+        // Only columns some guard reads are used.
         let used: Vec<(u32, &Column<'_>)> = columns
             .iter()
             .filter_map(|(k, c)| self.attrs.map.get(k.as_str()).map(|&id| (id, c)))
             .collect();
-        // Predicates on string-code columns are decided once per vocabulary
-        // entry; rows then look the outcome up by code.
-        let mut pre: Vec<Option<(&[i64], Vec<bool>)>> = vec![None; self.n_preds];
-        for g in &self.guards {
-            let mut ps = Vec::new();
-            for m in &g.ms {
-                m.preds(&mut ps);
-            }
-            for p in ps {
-                let PKey::Attr(id) = p.key else { continue };
-                let Some((_, Column::Codes(codes, voc))) = used.iter().find(|(k, _)| *k == id)
-                else {
-                    continue;
-                };
-                let table = voc
-                    .iter()
-                    .map(|sv| p.holds("", &[(id, Value::Str(Arc::from(sv.as_str())))][..]))
-                    .collect();
-                if let Some(slot) = pre.get_mut(p.id) {
-                    *slot = Some((codes, table));
-                }
-            }
-        }
+        let col_of = |id: u32| used.iter().find(|(k, _)| *k == id).map(|(_, c)| *c);
+        // Attribute predicates on string-code columns are decided once per
+        // vocabulary entry.
+        let voc_tables: Vec<Option<Vec<bool>>> = self
+            .defs
+            .iter()
+            .map(|d| match (&d.key, d.key_col(&col_of)) {
+                (PKey::Attr(_), Some(Column::Codes(_, voc))) => Some(
+                    voc.iter()
+                        .map(|sv| d.op.holds(Some(VRef::Str(sv.as_str()))))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect();
         let str_cols: Vec<Vec<Arc<str>>> = used
             .iter()
             .map(|(_, c)| match c {
@@ -1228,48 +1624,115 @@ impl Matcher {
                 _ => Vec::new(),
             })
             .collect();
-        for i in 0..n {
-            let (t, name, seq) = (times[i], map[codes[i] as usize], self.seq);
-            self.seq += 1;
-            match self.admit(t, seq, name) {
-                Admit::Skip => {}
-                Admit::Now => {
-                    // matched in place from the columns: nothing copied
-                    let row = Row {
-                        cols: &used,
-                        row: i,
-                        pre: &pre,
-                    };
-                    self.process_at(t, seq, name, Some(keys[i]), &row);
+        let seq0 = self.seq;
+        let mut res: Vec<Option<Vec<bool>>> = self.defs.iter().map(|_| None).collect();
+        let mut now: Vec<u32> = Vec::new();
+        let mut pm: Vec<u64> = Vec::new();
+        let mut lo = 0;
+        while lo < n {
+            let hi = (lo + CHUNK).min(n);
+            // Admission in arrival order (watermark, lateness, buffering);
+            // events matched at once are then stepped guard by guard.
+            now.clear();
+            for i in lo..hi {
+                let (t, name, seq) = (times[i], map[codes[i] as usize], seq0 + i as u64);
+                match self.admit(t, seq, name) {
+                    Admit::Skip => {}
+                    Admit::Now => now.push(i as u32),
+                    Admit::Buffer => {
+                        let mut attrs = Vec::new();
+                        for (j, (id, c)) in used.iter().enumerate() {
+                            let v = match c {
+                                Column::I64(v) => Some(Value::Int(v[i])),
+                                Column::F64(v) => (!v[i].is_nan()).then(|| Value::Float(v[i])),
+                                Column::Bool(v) => Some(Value::Bool(v[i])),
+                                Column::Codes(v, _) => (v[i] >= 0)
+                                    .then(|| str_cols[j].get(v[i] as usize).cloned())
+                                    .flatten()
+                                    .map(Value::Str),
+                            };
+                            if let Some(v) = v {
+                                attrs.push((*id, v));
+                            }
+                        }
+                        self.buffer(Pending {
+                            time: t,
+                            seq,
+                            name,
+                            key: Some(keys[i]),
+                            attrs,
+                            keys: Vec::new(),
+                        });
+                    }
                 }
-                Admit::Buffer => {
-                    let mut attrs = Vec::new();
-                    for (j, (id, c)) in used.iter().enumerate() {
-                        let v = match c {
-                            Column::I64(v) => Some(Value::Int(v[i])),
-                            Column::F64(v) => (!v[i].is_nan()).then(|| Value::Float(v[i])),
-                            Column::Bool(v) => Some(Value::Bool(v[i])),
-                            Column::Codes(v, _) => (v[i] >= 0)
-                                .then(|| str_cols[j].get(v[i] as usize).cloned())
-                                .flatten()
-                                .map(Value::Str),
-                        };
-                        if let Some(v) = v {
-                            attrs.push((*id, v));
+            }
+            self.seq = seq0 + hi as u64;
+            if !now.is_empty() {
+                // Each distinct attribute predicate once per row, for all
+                // guards (only where some event of this chunk may need it).
+                for (k, (d, r)) in self.defs.iter().zip(res.iter_mut()).enumerate() {
+                    if let PKey::Attr(_) = d.key {
+                        let mut v = r.take().unwrap_or_default();
+                        v.clear();
+                        let tab = voc_tables.get(k).and_then(|t| t.as_deref());
+                        d.op.resolve(d.key_col(&col_of), tab, lo, hi, &mut v);
+                        *r = Some(v);
+                    }
+                }
+                pm.clear();
+                // (no attribute predicate: no mask, nothing to zero per row)
+                if self.bit_of.iter().any(Option::is_some) {
+                    pm.resize(hi - lo, 0);
+                }
+                for (k, r) in res.iter().enumerate() {
+                    if let (Some(v), Some(Some(b))) = (r, self.bit_of.get(k)) {
+                        for (m, &x) in pm.iter_mut().zip(v) {
+                            *m |= (x as u64) << b;
                         }
                     }
-                    self.buf.push(Pending {
-                        time: t,
-                        seq,
-                        name,
-                        key: Some(keys[i]),
-                        attrs,
-                    });
                 }
+                let names = &self.names.names;
+                let empty = &self.empty_name;
+                let (used, res, now, pm) = (&used, &res, &now, &pm[..]);
+                let par = self.guards.len() > 1 && now.len() * self.guards.len() >= PAR_MIN_WORK;
+                for_each_guard(
+                    &mut self.guards,
+                    self.pool.as_deref(),
+                    self.opts.threads,
+                    par,
+                    &mut self.out,
+                    &mut self.stats,
+                    |gi, g, out, stats| {
+                        for &i in now {
+                            let i = i as usize;
+                            let name = map[codes[i] as usize];
+                            let nm: &str = names.get(name as usize).unwrap_or(empty);
+                            // matched in place from the columns: nothing copied
+                            let row = Row {
+                                cols: used,
+                                row: i,
+                                res,
+                                off: lo,
+                                pm,
+                            };
+                            step_guard(
+                                g,
+                                gi,
+                                times[i],
+                                seq0 + i as u64,
+                                name,
+                                nm,
+                                Some(keys[i]),
+                                &row,
+                                out,
+                                stats,
+                            );
+                        }
+                    },
+                );
             }
-            if i % CHUNK == CHUNK - 1 {
-                self.pump(false);
-            }
+            self.pump(false);
+            lo = hi;
         }
         self.pump(false);
         Ok(())
@@ -1341,38 +1804,64 @@ impl Matcher {
         {
             return;
         }
-        if !self
-            .buf
-            .windows(2)
-            .all(|w| (w[0].time, w[0].seq) <= (w[1].time, w[1].seq))
-        {
+        if !self.buf_sorted {
             self.buf.sort_unstable_by_key(|p| (p.time, p.seq));
+            self.buf_sorted = true;
         }
         let cut = if all {
             self.buf.len()
         } else {
             self.buf.partition_point(|p| p.time <= bound)
         };
-        let mut buf = std::mem::take(&mut self.buf);
-        for p in &buf[..cut] {
-            self.process(p);
-        }
-        buf.drain(..cut);
-        self.buf = buf;
-        for (gi, g) in self.guards.iter_mut().enumerate() {
-            for (ai, u) in g.units.iter_mut().enumerate() {
-                let s = &g.c.seqs[ai];
-                if all {
-                    u.finish(s, &mut self.out, gi, ai);
-                } else {
-                    u.advance(s, bound, &mut self.out, gi, ai, &mut self.stats);
+        let buf = &self.buf[..cut];
+        let names = &self.names.names;
+        let empty = &self.empty_name;
+        let par = self.guards.len() > 1 && cut * self.guards.len() >= PAR_MIN_WORK;
+        for_each_guard(
+            &mut self.guards,
+            self.pool.as_deref(),
+            self.opts.threads,
+            par,
+            &mut self.out,
+            &mut self.stats,
+            |gi, g, out, stats| {
+                for p in buf {
+                    let nm: &str = names.get(p.name as usize).unwrap_or(empty);
+                    step_guard(
+                        g,
+                        gi,
+                        p.time,
+                        p.seq,
+                        p.name,
+                        nm,
+                        p.key,
+                        &PAttrs {
+                            attrs: &p.attrs,
+                            keys: &p.keys,
+                        },
+                        out,
+                        stats,
+                    );
                 }
-            }
-        }
+                for (ai, u) in g.units.iter_mut().enumerate() {
+                    let s = &g.c.seqs[ai];
+                    if all {
+                        u.finish(s, out, gi, ai);
+                    } else {
+                        u.advance(s, bound, out, gi, ai, stats);
+                    }
+                }
+            },
+        );
+        self.buf.drain(..cut);
     }
 
     fn process(&mut self, p: &Pending) {
-        self.process_at(p.time, p.seq, p.name, p.key, &*p.attrs);
+        let a = PAttrs {
+            attrs: &p.attrs,
+            keys: &p.keys,
+        };
+        self.process_at(p.time, p.seq, p.name, p.key, &a);
     }
 
     /// Step every guard over one event.
@@ -1389,44 +1878,30 @@ impl Matcher {
             .names
             .get(name as usize)
             .unwrap_or(&self.empty_name);
-        let nid = name as usize;
         for (gi, g) in self.guards.iter_mut().enumerate() {
-            let mut bits = g.name_bits.get(nid).copied().unwrap_or(0);
-            let mut maybe = g.maybe.get(nid).copied().unwrap_or(0);
-            while maybe != 0 {
-                let i = maybe.trailing_zeros();
-                maybe &= maybe - 1;
-                if g.ms[i as usize].eval(name, nm, attrs) {
-                    bits |= 1 << i;
-                }
-            }
-            let strict = g.c.contiguity == Contiguity::Strict;
-            if bits & g.relevant == 0 && !strict {
-                continue;
-            }
-            let (key, lab) = match pkey {
-                Some(k) => (k as u64, None),
-                None => match attrs.key(g.per) {
-                    Some((h, l)) => (h, Some(l)),
-                    None => {
-                        self.stats.unkeyed += 1;
-                        continue;
-                    }
-                },
-            };
-            for (ai, u) in g.units.iter_mut().enumerate() {
-                let cx = StepCtx {
-                    seq: &g.c.seqs[ai],
-                    cont: g.c.contiguity,
-                    t: time,
-                    ev_seq: seq,
-                    bits,
-                    guard: gi,
-                    alt: ai,
-                };
-                u.step(&cx, key, lab.as_ref(), &mut self.out, &mut self.stats);
-            }
+            step_guard(
+                g,
+                gi,
+                time,
+                seq,
+                name,
+                nm,
+                pkey,
+                attrs,
+                &mut self.out,
+                &mut self.stats,
+            );
         }
+    }
+
+    /// Whether violations or late events wait to be drained.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty() || !self.late.is_empty()
+    }
+
+    /// Every attribute some guard reads (predicates and `per` keys).
+    pub fn attribute_names(&self) -> Vec<String> {
+        self.attrs.names.iter().map(|s| s.to_string()).collect()
     }
 
     /// Name of an interned event name id (for reports).
