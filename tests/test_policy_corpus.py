@@ -63,3 +63,29 @@ def test_kata_sampled_mutation(tmp_path: Path) -> None:
     assert r.counts["generated"] == 24
     assert r.decisions == len(cp.decisions)
     assert not r.label_mismatches
+
+
+_QUIET = """
+import sys
+sys.path.insert(0, {tests!r})
+from rego_corpus import by_name
+from maestro_core import policy
+for name in ("bench/time_based_policy", "examples/server"):
+    cp = by_name(name)
+    r = policy.mutate(policy.load(cp.paths, cp.data), cp.decisions, threads=1,
+                      equivalence_samples=0, incremental=False, record_card=False)
+    print(sum(1 for m in r.mutants if m.status == "stillborn" and "OPA's compiler" in m.detail))
+"""
+
+
+def test_unsafe_mutants_are_stillborn_without_engine_noise() -> None:
+    # mutants with a variable nothing binds are rejected by OPA's compiler; ours
+    # classifies them before regorus's scheduler, which would print a warning
+    # to stderr for each one and evaluate on
+    import subprocess
+    import sys
+
+    code = _QUIET.format(tests=str(Path(__file__).parent))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr == ""
+    assert all(int(n) > 0 for n in out.stdout.split()), out.stdout

@@ -181,8 +181,6 @@ fn to_json(v: &Value) -> Option<Json> {
 pub struct Evaluator {
     engine: regorus::Engine,
     rules: HashMap<String, bool>,
-    /// Set module index of each engine module, in the engine's order.
-    order: Vec<usize>,
 }
 
 /// The execution timer: checked every 16 steps (every step costs a clock
@@ -248,7 +246,7 @@ impl Evaluator {
         let data = to_value(&set.data)?;
         let skip = replace.map(|(i, _)| i);
         let base = base_engine(set, skip, &data, None)?;
-        Self::from_base(set, &base, skip, replace.map(|(_, t)| t), timeout)
+        Self::from_base(set, &base, skip, replace.map(|(_, t)| t), timeout, None)
     }
 
     /// Clone `base` (every module but `module`, parsed once, with the data)
@@ -260,6 +258,7 @@ impl Evaluator {
         module: Option<usize>,
         text: Option<&str>,
         timeout: Option<Duration>,
+        check: Option<(&[String], &BTreeSet<String>)>,
     ) -> Result<Self> {
         guarded(|| {
             let mut engine = base.clone();
@@ -274,6 +273,24 @@ impl Evaluator {
                     .map_err(|e| syntax_error(&m.path, &e))?;
                 order.retain(|&j| j != i);
                 order.push(i);
+                // OPA's compile checks before regorus's own compile step: a
+                // module that OPA rejects (an unsafe variable, a builtin's arity)
+                // is stillborn, and regorus's scheduler would only print a
+                // warning to stderr for it and evaluate on.
+                if let Some((original, globals)) = check {
+                    let now = engine
+                        .get_modules()
+                        .last()
+                        .map(|md| super::check::problems(md, globals))
+                        .unwrap_or_default();
+                    let new = super::check::new_problems(original, &now);
+                    if !new.is_empty() {
+                        return Err(RegoError::Compile(format!(
+                            "as OPA's compiler reports it: {}",
+                            new.join("; ")
+                        )));
+                    }
+                }
             }
             if let Some(t) = timeout {
                 engine.set_execution_timer_config(timer(t));
@@ -286,7 +303,6 @@ impl Evaluator {
             Ok(Evaluator {
                 engine,
                 rules: HashMap::new(),
-                order,
             })
         })
     }
@@ -296,23 +312,6 @@ impl Evaluator {
     /// before the builtin.
     pub fn pin_time(&mut self, now_ns: i64) -> Result<()> {
         guarded(|| pin(&mut self.engine, now_ns))
-    }
-
-    /// Problems OPA's compiler reports in module `i` and regorus does not
-    /// (see [`super::check`]).
-    fn static_problems(&mut self, i: usize, globals: &BTreeSet<String>) -> Vec<String> {
-        let Some(pos) = self.order.iter().position(|&j| j == i) else {
-            return vec![];
-        };
-        guarded(|| {
-            Ok(self
-                .engine
-                .get_modules()
-                .get(pos)
-                .map(|m| super::check::problems(m, globals))
-                .unwrap_or_default())
-        })
-        .unwrap_or_default()
     }
 
     fn set_limit(&mut self, limit: Duration) {
@@ -951,6 +950,10 @@ impl Ctx<'_> {
             Some(m.module),
             Some(text),
             Some(self.timeout),
+            Some((
+                self.problems.get(m.module).map(Vec::as_slice).unwrap_or(&[]),
+                &self.globals,
+            )),
         )?;
         ev.rules = self.rules.clone();
         Ok(ev)
@@ -988,17 +991,6 @@ fn run_one(ctx: &Ctx<'_>, m: &Mutant) -> (Status, String) {
         Err(RegoError::Panic(p)) => return (Status::Error, format!("regorus panicked: {p}")),
         Err(e) => return (Status::Stillborn, e.to_string()),
     };
-    let orig = ctx.problems.get(m.module).map(Vec::as_slice).unwrap_or(&[]);
-    let new = super::check::new_problems(orig, &ev.static_problems(m.module, &ctx.globals));
-    if !new.is_empty() {
-        return (
-            Status::Stillborn,
-            format!(
-                "compile error (as OPA's compiler reports it): {}",
-                new.join("; ")
-            ),
-        );
-    }
 
     let remaining = |start: Instant| ctx.timeout.checked_sub(start.elapsed());
     for (q, base) in ctx.tests.iter().zip(&ctx.test_base) {
