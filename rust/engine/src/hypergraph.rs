@@ -27,8 +27,10 @@
 //! pull per node over the hyperedges whose head holds it. Ties go to the
 //! lowest hyperedge in both forms, so they give the same paths. The scratch
 //! arrays are kept in the graph between calls (warm pages, no allocation per
-//! call). Dense sweeps run on rayon above [`PAR_EDGES`] hyperedges; below,
-//! one thread measured as fast on 2 shared cores (the sweeps wait on memory).
+//! call). Dense sweeps run on rayon above [`PAR_EDGES`] hyperedges (on an
+//! idle 2-core machine the 1M-hyperedge benchmark takes 14 ms on two threads,
+//! 20 ms on one; under heavy load from other processes the split gains
+//! nothing, but gives the same result).
 //!
 //! Incidence and weight arrays are shared ([`Indices`], [`Floats`]): the
 //! engine reads a caller's buffer in place (the Python binding lends numpy
@@ -45,7 +47,7 @@ use rayon::prelude::*;
 pub const NONE: u32 = u32::MAX;
 /// Below this many hyperedges, a dense round runs on one thread (see the
 /// module docs). `khop_each` runs sources in parallel.
-pub const PAR_EDGES: usize = 1 << 22;
+pub const PAR_EDGES: usize = 1 << 18;
 /// A round whose frontier reaches more than `1 / DENSE_FRACTION` of the
 /// hyperedges (counted with repetition) runs densely.
 pub const DENSE_FRACTION: usize = 4;
