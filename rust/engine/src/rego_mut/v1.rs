@@ -86,9 +86,11 @@ pub fn to_v1(path: &str, text: &str) -> Result<String> {
             skip += rest.len() - rest.trim_start().len();
             let qs = from + skip;
             if text.get(qs..qs + 1) == Some("{") {
-                let before = text.get(..qs).unwrap_or("").trim_end();
-                if !before.ends_with(" if") {
-                    edits.push((qs, 0, "if ".into()));
+                let head = text.get(..qs).unwrap_or("");
+                if !head.trim_end().ends_with(" if") {
+                    // `name{` (no space) must not become `nameif {`
+                    let sep = if head.ends_with(char::is_whitespace) { "" } else { " " };
+                    edits.push((qs, 0, format!("{sep}if ")));
                 }
             }
         }
@@ -131,6 +133,17 @@ mod tests {
         assert!(v1.contains("deny contains msg if {"));
         assert!(v1.contains("f(x) = y if {"));
         assert!(v1.contains("else = \"lo\" if { true }"));
+    }
+
+    #[test]
+    fn body_brace_without_a_space() {
+        // Gatekeeper's tests have `test_x{`; the keyword must not join the name
+        let v1 = to_v1("k.rego", "package k\n\ntest_x{\n  true\n}\n").expect("rewrite");
+        assert!(v1.contains("test_x if {"), "{v1}");
+        assert!(regorus::unstable::Parser::new(
+            &regorus::unstable::Source::from_contents("k.rego".into(), v1.clone()).expect("source")
+        )
+        .is_ok());
     }
 
     #[test]
