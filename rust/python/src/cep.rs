@@ -1063,7 +1063,10 @@ fn feed_loop(
         }
         let dropped = shared.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            note(&shared, format!("{dropped} spans dropped: more than {MAX_QUEUED} were waiting"));
+            note(
+                &shared,
+                format!("{dropped} spans dropped: more than {MAX_QUEUED} were waiting"),
+            );
         }
         let advance = closing || !acks.is_empty() || last_wm.elapsed() >= interval;
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -951,7 +951,10 @@ impl Ctx<'_> {
             Some(text),
             Some(self.timeout),
             Some((
-                self.problems.get(m.module).map(Vec::as_slice).unwrap_or(&[]),
+                self.problems
+                    .get(m.module)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
                 &self.globals,
             )),
         )?;

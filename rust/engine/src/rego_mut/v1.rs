@@ -89,7 +89,11 @@ pub fn to_v1(path: &str, text: &str) -> Result<String> {
                 let head = text.get(..qs).unwrap_or("");
                 if !head.trim_end().ends_with(" if") {
                     // `name{` (no space) must not become `nameif {`
-                    let sep = if head.ends_with(char::is_whitespace) { "" } else { " " };
+                    let sep = if head.ends_with(char::is_whitespace) {
+                        ""
+                    } else {
+                        " "
+                    };
                     edits.push((qs, 0, format!("{sep}if ")));
                 }
             }
