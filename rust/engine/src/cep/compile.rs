@@ -78,6 +78,22 @@ pub struct SeqIr {
 }
 
 impl SeqIr {
+    /// Mask of the matchers one sequence reacts to (see [`Compiled::relevant`]).
+    pub fn relevant(&self) -> u64 {
+        let mut m = 0u64;
+        for st in &self.stages {
+            m |= 1 << st.cond;
+            m |= st.neg;
+        }
+        if let Some(c) = &self.count {
+            m |= 1 << c.cond;
+        }
+        if let Some(a) = &self.absence {
+            m |= 1 << a.cond;
+        }
+        m
+    }
+
     fn finish(mut self) -> Self {
         let n = self.stages.len();
         self.tail_end = vec![true; n + 1];
@@ -156,20 +172,7 @@ impl Compiled {
     /// absences and counts): events outside it change no run under
     /// skip-till-next and skip-till-any.
     pub fn relevant(&self) -> u64 {
-        let mut m = 0u64;
-        for s in &self.seqs {
-            for st in &s.stages {
-                m |= 1 << st.cond;
-                m |= st.neg;
-            }
-            if let Some(c) = &s.count {
-                m |= 1 << c.cond;
-            }
-            if let Some(a) = &s.absence {
-                m |= 1 << a.cond;
-            }
-        }
-        m
+        self.seqs.iter().fold(0, |m, s| m | s.relevant())
     }
 }
 

@@ -1104,21 +1104,6 @@ impl Unit {
     }
 }
 
-fn seq_relevant(s: &SeqIr) -> u64 {
-    let mut m = 0u64;
-    for st in &s.stages {
-        m |= 1 << st.cond;
-        m |= st.neg;
-    }
-    if let Some(c) = &s.count {
-        m |= 1 << c.cond;
-    }
-    if let Some(a) = &s.absence {
-        m |= 1 << a.cond;
-    }
-    m
-}
-
 /// Below this many (event, guard) steps a batch is stepped on the calling
 /// thread (a rayon fork costs a few microseconds).
 const PAR_MIN_WORK: usize = 1 << 14;
@@ -1284,7 +1269,7 @@ impl Matcher {
                 .seqs
                 .iter()
                 .map(|s| Unit {
-                    rel: seq_relevant(s),
+                    rel: s.relevant(),
                     keys: FxHashMap::default(),
                     timers: BinaryHeap::new(),
                 })
