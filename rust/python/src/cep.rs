@@ -1125,6 +1125,27 @@ fn feed_loop(
     }
 }
 
+/// The span events in `evs` (an iterable of SDK `Event`s), read through the
+/// names of their timestamp, name and attributes: the private fields on the
+/// fast path, the public properties on the fallback.
+fn span_events(
+    evs: &Bound<'_, PyAny>,
+    [ts, name, attrs]: [&Bound<'_, pyo3::types::PyString>; 3],
+    w: &Wanted,
+) -> PyResult<Vec<(i64, String, Vec<(Arc<str>, Value)>)>> {
+    let mut events = Vec::new();
+    if evs.len().unwrap_or(1) == 0 {
+        return Ok(events);
+    }
+    for e in evs.try_iter()? {
+        let e = e?;
+        let mut ea = Vec::new();
+        filtered_attrs(&e.getattr(attrs)?, w, &mut ea)?;
+        events.push((e.getattr(ts)?.extract()?, e.getattr(name)?.extract()?, ea));
+    }
+    Ok(events)
+}
+
 fn filtered_attrs(
     obj: &Bound<'_, PyAny>,
     w: &Wanted,
@@ -1261,20 +1282,18 @@ impl SpanFeed {
         let resource = self.resource_attrs(py, &span.getattr(intern!(py, "_resource"))?)?;
         let mut attrs = Vec::new();
         filtered_attrs(&span.getattr(intern!(py, "_attributes"))?, w, &mut attrs)?;
-        let mut events = Vec::new();
         let dq = span
             .getattr(intern!(py, "_events"))?
             .getattr(intern!(py, "_dq"))?;
-        if dq.len()? > 0 {
-            for e in dq.try_iter()? {
-                let e = e?;
-                let et: i64 = e.getattr(intern!(py, "_timestamp"))?.extract()?;
-                let en: String = e.getattr(intern!(py, "_name"))?.extract()?;
-                let mut ea = Vec::new();
-                filtered_attrs(&e.getattr(intern!(py, "_attributes"))?, w, &mut ea)?;
-                events.push((et, en, ea));
-            }
-        }
+        let events = span_events(
+            &dq,
+            [
+                intern!(py, "_timestamp"),
+                intern!(py, "_name"),
+                intern!(py, "_attributes"),
+            ],
+            w,
+        )?;
         Ok(Some(RawSpan {
             name,
             start,
@@ -1402,18 +1421,15 @@ impl SpanFeed {
             .getattr(intern!(py, "_attributes"))
             .or_else(|_| span.getattr(intern!(py, "attributes")))?;
         filtered_attrs(&sa, w, &mut attrs)?;
-        let mut events = Vec::new();
-        let evs = span.getattr(intern!(py, "events"))?;
-        if evs.len().unwrap_or(1) > 0 {
-            for e in evs.try_iter()? {
-                let e = e?;
-                let et: i64 = e.getattr(intern!(py, "timestamp"))?.extract()?;
-                let en: String = e.getattr(intern!(py, "name"))?.extract()?;
-                let mut ea = Vec::new();
-                filtered_attrs(&e.getattr(intern!(py, "attributes"))?, w, &mut ea)?;
-                events.push((et, en, ea));
-            }
-        }
+        let events = span_events(
+            &span.getattr(intern!(py, "events"))?,
+            [
+                intern!(py, "timestamp"),
+                intern!(py, "name"),
+                intern!(py, "attributes"),
+            ],
+            w,
+        )?;
         Ok(Some(RawSpan {
             name,
             start,
