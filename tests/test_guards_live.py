@@ -187,6 +187,24 @@ def test_live_feed_agrees_with_offline_conversion() -> None:
     got = sorted((v.guard, v.key, v.kind, v.time) for v in p.violations)
     assert got == want and len(want) > 10
 
+    # a span object with only the public ReadableSpan API (another SDK's, or a
+    # wrapper) goes through the fallback reader and finds the same
+    class Public:
+        def __init__(self, span: object) -> None:
+            self._span_ = span
+
+        def __getattr__(self, name: str) -> object:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            return getattr(self._span_, name)
+
+    q = GuardSpanProcessor(gs, lateness="1h")
+    for sp in exp.get_finished_spans():
+        q.on_end(Public(sp))  # type: ignore[arg-type]
+    q.shutdown()
+    assert q.errors == [] and q.late == 0
+    assert sorted((v.guard, v.key, v.kind, v.time) for v in q.violations) == want
+
 
 @pytest.mark.parametrize("keys", ["trace-like", "uniform"])
 def test_thread_count_does_not_change_violations(keys: str) -> None:
