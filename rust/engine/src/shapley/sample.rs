@@ -323,19 +323,7 @@ pub fn sample<G: Game>(game: &mut G, method: Method, opts: &Options) -> Result<E
     if n == 1 {
         run.flush()?;
         let (empty, full) = ends.values(&run.cache);
-        let d = vec![full - empty];
-        return Ok(Estimate {
-            values: d.clone(),
-            stderr: vec![0.0],
-            ci_low: d.clone(),
-            ci_high: d,
-            evaluations: run.used(),
-            units: 0,
-            df: f64::INFINITY,
-            empty,
-            full,
-            stop: Stop::Exact,
-        });
+        return Ok(Estimate::exact(vec![full - empty], run.used(), empty, full));
     }
     match method {
         Method::Kernel => kernel(&mut run, opts, ends),
@@ -353,6 +341,25 @@ struct Ends {
 impl Ends {
     fn values(self, cache: &Cache) -> (f64, f64) {
         (cache.value(self.empty), cache.value(self.full))
+    }
+}
+
+impl Estimate {
+    /// Values computed without sampling (every coalition needed was
+    /// evaluated): zero standard errors, intervals of zero width.
+    fn exact(values: Vec<f64>, evaluations: usize, empty: f64, full: f64) -> Self {
+        Estimate {
+            stderr: vec![0.0; values.len()],
+            ci_low: values.clone(),
+            ci_high: values.clone(),
+            values,
+            evaluations,
+            units: 0,
+            df: f64::INFINITY,
+            empty,
+            full,
+            stop: Stop::Exact,
+        }
     }
 }
 
@@ -966,20 +973,7 @@ fn kernel(run: &mut Run<'_>, opts: &Options, ends: Ends) -> Result<Estimate> {
         run.flush()?;
         fold_det(run, &mut empty, &mut full, &mut b_det);
         let sol = solve_kernel(&pairs, &[], a_diag, a_off, &b_det, full - empty)?;
-        let (values, stderr, ci_low, ci_high) =
-            finish(sol.phi, vec![0.0; n], f64::INFINITY, opts.confidence);
-        return Ok(Estimate {
-            values,
-            stderr,
-            ci_low,
-            ci_high,
-            evaluations: run.used(),
-            units: 0,
-            df: f64::INFINITY,
-            empty,
-            full,
-            stop: Stop::Exact,
-        });
+        return Ok(Estimate::exact(sol.phi, run.used(), empty, full));
     }
 
     let stream = Method::Kernel.stream();
