@@ -227,3 +227,33 @@ def test_thread_count_does_not_change_violations(keys: str) -> None:
         out.append([(v.guard, v.key, v.kind, v.time, v.seq, v.start_time) for v in m.violations()])
     assert len(out[0]) > 100
     assert all(o == out[0] for o in out[1:])
+
+
+def test_on_end_with_a_bad_span_records_an_error_and_never_raises() -> None:
+    """``on_end`` is the native ``SpanFeed.on_end`` bound on the instance: a
+    non-span must not raise into the instrumented program; it is reported."""
+    from maestro_core.otel import GuardSpanProcessor
+
+    p = GuardSpanProcessor(guards.shipped(), lateness="1s")
+    assert p.on_end is not GuardSpanProcessor.on_end  # bound to the native method
+    p.on_end(object())  # type: ignore[arg-type]
+    p.on_end(None)  # type: ignore[arg-type]
+    p.shutdown()
+    assert len(p.errors) == 2
+    assert all(e.startswith("on_end: expected a finished OpenTelemetry SDK span") for e in p.errors), p.errors
+
+
+def test_subclass_overriding_on_end_keeps_its_own_method() -> None:
+    from maestro_core.otel import GuardSpanProcessor
+
+    seen: list[object] = []
+
+    class Counting(GuardSpanProcessor):
+        def on_end(self, span: object) -> None:  # type: ignore[override]
+            seen.append(span)
+            super().on_end(span)
+
+    p = Counting(guards.shipped(), lateness="1s")
+    p.on_end(object())  # type: ignore[arg-type]
+    p.shutdown()
+    assert len(seen) == 1 and len(p.errors) == 1

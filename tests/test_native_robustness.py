@@ -58,7 +58,7 @@ MATCHER_METHODS = {
     "advance_watermark", "drain", "drain_arrays", "drain_late", "feed_arrays", "feed_events", "feed_rows",
     "feed_spans", "finish", "guard_names", "stats", "watermark",
 }
-SPANFEED_METHODS = {"attributes", "close", "closed", "errors", "flush", "push", "queued", "wait"}
+SPANFEED_METHODS = {"attributes", "close", "closed", "errors", "flush", "on_end", "push", "queued", "wait"}
 # Classes Python cannot construct (returned by other calls only).
 NO_CONSTRUCTOR = {"KHop", "CompiledGuard", "EventSet"}
 MERKLE_METHODS = {
@@ -493,6 +493,7 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
     "SpanFeed.errors": (lambda c: c.feed.errors, lambda c: [], []),
     "SpanFeed.flush": (lambda c: c.feed.flush, lambda c: [1.0], ["f64"]),
     "SpanFeed.push": (lambda c: c.feed.push, lambda c: [c.span], ["events"]),
+    "SpanFeed.on_end": (lambda c: c.feed.on_end, lambda c: [c.span], ["events"]),
     "SpanFeed.queued": (lambda c: (lambda: c.feed.queued), lambda c: [], []),
     "SpanFeed.wait": (lambda c: c.closed_feed.wait, lambda c: [0.01], ["f64"]),
     "shapley_exact": (lambda c: _native.shapley_exact, lambda c: [c.table, 1], ["table", "u64"]),

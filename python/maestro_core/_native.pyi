@@ -444,6 +444,8 @@ class SpanFeed:
     def __new__(cls, matcher: GuardMatcher, lateness_ns: int, interval_ns: int) -> SpanFeed: ...
     def push(self, span: Any) -> bool:
         """Queue one finished span; False when the feed is closed."""
+    def on_end(self, span: Any) -> None:
+        """``push`` that never raises: an error is kept for ``errors()``."""
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued is matched; False on timeout or when closed."""
     def wait(self, timeout: float = 1.0) -> bool:

@@ -853,6 +853,16 @@ impl FeedShared {
     fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Record an error for `SpanFeed.errors` (the first 1000 are kept).
+    fn note(&self, e: String) {
+        let mut st = self.lock();
+        if st.errors.len() < 1000 {
+            st.errors.push(e);
+        }
+        st.ready = true;
+        self.cv.notify_all();
+    }
 }
 
 /// Which pseudo-attributes and attributes the guards read.
@@ -1031,14 +1041,7 @@ fn feed_loop(
     let mut events = Vec::new();
     let mut acks: Vec<std::sync::mpsc::SyncSender<()>> = Vec::new();
     let mut closing = false;
-    let note = |shared: &FeedShared, e: String| {
-        let mut st = shared.lock();
-        if st.errors.len() < 1000 {
-            st.errors.push(e);
-        }
-        st.ready = true;
-        shared.cv.notify_all();
-    };
+    let note = |shared: &FeedShared, e: String| shared.note(e);
     loop {
         let first = rx.recv_timeout(interval);
         let mut msgs = Vec::new();
@@ -1538,6 +1541,15 @@ impl SpanFeed {
         q.push(raw);
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// `push` for use as a `SpanProcessor.on_end`: it never raises (the
+    /// instrumented program must not break); an error is recorded for
+    /// `errors()` instead. Saves the Python frame of a wrapper per span.
+    fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) {
+        if let Err(e) = self.push(py, span) {
+            self.shared.note(format!("on_end: {}", e.value(py)));
+        }
     }
 
     /// Wait (without the GIL) until every span queued so far is matched

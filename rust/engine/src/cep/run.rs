@@ -21,7 +21,7 @@
 //!   a tombstone (their one run from the start of the key is used up).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -322,7 +322,7 @@ struct GuardRt {
 
 #[derive(Default)]
 struct Interner {
-    map: HashMap<Arc<str>, u32>,
+    map: FxHashMap<Arc<str>, u32>,
     names: Vec<Arc<str>>,
 }
 
@@ -347,10 +347,14 @@ pub struct Matcher {
     opts: MatcherOptions,
     wm: i64,
     seq: u64,
+    /// The reorder buffer: `buf[buf_head..]` waits to be matched (the
+    /// matched front is dropped in bulk, not moved on every pump).
     buf: Vec<Pending>,
-    /// `buf` is in `(time, seq)` order (checked on push, so a pump does
-    /// not rescan a large reorder buffer).
-    buf_sorted: bool,
+    buf_head: usize,
+    /// `buf[buf_head..buf_sorted]` is in `(time, seq)` order (checked on
+    /// push, so a pump sorts only what arrived out of order since the last
+    /// one and merges it in, instead of resorting the whole buffer).
+    buf_sorted: usize,
     out: Vec<Violation>,
     late: Vec<LateEvent>,
     stats: Stats,
@@ -1333,7 +1337,8 @@ impl Matcher {
             wm: NONE,
             seq: 0,
             buf: Vec::new(),
-            buf_sorted: true,
+            buf_head: 0,
+            buf_sorted: 0,
             out: Vec::new(),
             late: Vec::new(),
             stats: Stats::default(),
@@ -1365,7 +1370,7 @@ impl Matcher {
                 g.name_bits.push(b);
                 g.maybe.push(mb);
                 for t in g.terms.iter_mut().flatten() {
-                    let ok = t.name.is_none_or(|x| x as usize == nid)
+                    let ok = t.name.map_or(true, |x| x as usize == nid)
                         && t.name_preds
                             .iter()
                             .all(|p| p.eval(name, &[] as &[(u32, Value)]));
@@ -1407,7 +1412,7 @@ impl Matcher {
                 s.live_runs += u.keys.values().map(|k| k.runs.len() as u64).sum::<u64>();
             }
         }
-        s.buffered = self.buf.len() as u64;
+        s.buffered = (self.buf.len() - self.buf_head) as u64;
         s.watermark = self.wm;
         s
     }
@@ -1449,7 +1454,7 @@ impl Matcher {
         // No later on-time event can be older than the watermark, so an
         // event at or below it is matched at once when nothing waits
         // before it (in-order input never touches the buffer).
-        if self.buf.is_empty() && time <= self.wm {
+        if self.buf.len() == self.buf_head && time <= self.wm {
             Admit::Now
         } else {
             Admit::Buffer
@@ -1457,12 +1462,41 @@ impl Matcher {
     }
 
     fn buffer(&mut self, p: Pending) {
-        if let Some(l) = self.buf.last() {
-            if (l.time, l.seq) > (p.time, p.seq) {
-                self.buf_sorted = false;
-            }
+        if self.buf.len() == self.buf_head {
+            self.buf.clear();
+            self.buf_head = 0;
+            self.buf_sorted = 0;
+        }
+        let in_order = self
+            .buf
+            .last()
+            .map_or(true, |l| (l.time, l.seq) <= (p.time, p.seq));
+        if in_order && self.buf_sorted == self.buf.len() {
+            self.buf_sorted += 1;
         }
         self.buf.push(p);
+    }
+
+    /// Put the waiting part of the reorder buffer in `(time, seq)` order:
+    /// the tail that came since the last sort is sorted, then merged with
+    /// the part of the sorted prefix it overlaps (out-of-orderness is
+    /// bounded in practice, so that part is short).
+    fn sort_buffer(&mut self) {
+        let n = self.buf.len();
+        if self.buf_sorted >= n {
+            return;
+        }
+        let key = |p: &Pending| (p.time, p.seq);
+        let k = self.buf_sorted.max(self.buf_head);
+        self.buf[k..].sort_unstable_by_key(key);
+        if k > self.buf_head {
+            let first = key(&self.buf[k]);
+            let from =
+                self.buf_head + self.buf[self.buf_head..k].partition_point(|x| key(x) <= first);
+            // two sorted runs: the stable sort merges them in linear time
+            self.buf[from..].sort_by_key(key);
+        }
+        self.buf_sorted = n;
     }
 
     fn accept(&mut self, p: Pending) {
@@ -1779,7 +1813,7 @@ impl Matcher {
     /// Match buffered events at or below the watermark (all at the end).
     fn pump(&mut self, all: bool) {
         let bound = if all { i64::MAX } else { self.wm };
-        if self.buf.is_empty()
+        if self.buf.len() == self.buf_head
             && !all
             && self.guards.iter().all(|g| {
                 g.units
@@ -1789,16 +1823,14 @@ impl Matcher {
         {
             return;
         }
-        if !self.buf_sorted {
-            self.buf.sort_unstable_by_key(|p| (p.time, p.seq));
-            self.buf_sorted = true;
-        }
+        self.sort_buffer();
+        let live = &self.buf[self.buf_head..];
         let cut = if all {
-            self.buf.len()
+            live.len()
         } else {
-            self.buf.partition_point(|p| p.time <= bound)
+            live.partition_point(|p| p.time <= bound)
         };
-        let buf = &self.buf[..cut];
+        let buf = &live[..cut];
         let names = &self.names.names;
         let empty = &self.empty_name;
         let par = self.guards.len() > 1 && cut * self.guards.len() >= PAR_MIN_WORK;
@@ -1838,7 +1870,17 @@ impl Matcher {
                 }
             },
         );
-        self.buf.drain(..cut);
+        self.buf_head += cut;
+        // Matched events are dropped in bulk once they are half the buffer.
+        if self.buf_head == self.buf.len() {
+            self.buf.clear();
+            self.buf_head = 0;
+            self.buf_sorted = 0;
+        } else if self.buf_head >= 4096 && self.buf_head * 2 >= self.buf.len() {
+            self.buf.drain(..self.buf_head);
+            self.buf_sorted -= self.buf_head;
+            self.buf_head = 0;
+        }
     }
 
     fn process(&mut self, p: &Pending) {
