@@ -3,6 +3,12 @@
 //! engine error to a `maestro_core.errors` exception (never a panic).
 use pyo3::prelude::*;
 
+/// mimalloc for the extension's Rust allocations: large outputs (violation
+/// lists, proof arrays, reorder buffers) are reused from its pages instead of
+/// being mapped, zeroed by the kernel and unmapped again on every call.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cep;
 mod duel;
 mod errors;

@@ -174,12 +174,22 @@ struct KeyState {
     /// Last `at_least` (time, seq) of the counted matcher.
     window: VecDeque<(i64, u64)>,
     label: Option<Arc<str>>,
+    /// Earliest event time at which `expire` would change something
+    /// (`next_check`, kept exact by every step; `i64::MAX`: never).
     timer: i64,
+    /// Time of this key's live entry in the timer heap (`i64::MAX`: none).
+    /// Entries at other times are stale and skipped. When `timer` has
+    /// moved later than the entry, the entry re-arms at `timer` when it
+    /// fires, so steps never push to the heap for a later deadline.
+    heap_at: i64,
 }
 
 struct Unit {
     /// Matchers this alternative reacts to.
     rel: u64,
+    /// Matchers that start a run (stage conditions reachable from the
+    /// start; 0 for counting and anchored patterns, which start otherwise).
+    seed: u64,
     keys: FxHashMap<u64, KeyState>,
     timers: BinaryHeap<Reverse<(i64, u64)>>,
 }
@@ -896,6 +906,7 @@ impl Unit {
                 }
                 let mut k = KeyState {
                     timer: i64::MAX,
+                    heap_at: i64::MAX,
                     label: lab.cloned(),
                     ..KeyState::default()
                 };
@@ -913,8 +924,18 @@ impl Unit {
         };
         let ks = slot.get_mut();
         let t = cx.t;
-        // `ks.timer` is at most the earliest time `expire` would act at
-        // (it is only lowered between firings), so below it this is a no-op.
+        // Nothing running and nothing to start: only the eviction below
+        // could change (`expire` and `next_check` have nothing to see).
+        if ks.runs.is_empty() && s.count.is_none() && cx.bits & self.seed == 0 {
+            stats.matched_events += 1;
+            if evictable(s, ks) && ks.heap_at == i64::MAX {
+                slot.remove();
+                stats.evicted_keys += 1;
+            }
+            return;
+        }
+        // `ks.timer` is the earliest time `expire` would act at (set by
+        // every step and firing), so below it this is a no-op.
         if t > ks.timer {
             expire(s, ks, key, t, out, cx.guard, cx.alt);
         }
@@ -1045,14 +1066,15 @@ impl Unit {
         // A key with a timer still pending is left to that timer (it
         // evicts it if it is still empty): a busy key then keeps its state
         // slot and its one heap entry instead of churning both.
-        if evictable(s, ks) && ks.timer == i64::MAX {
+        if evictable(s, ks) && ks.heap_at == i64::MAX {
             slot.remove();
             stats.evicted_keys += 1;
             return;
         }
         let nc = next_check(s, ks);
-        if nc < ks.timer {
-            ks.timer = nc;
+        ks.timer = nc;
+        if nc < ks.heap_at {
+            ks.heap_at = nc;
             self.timers.push(Reverse((nc, key)));
         }
     }
@@ -1075,7 +1097,20 @@ impl Unit {
             let Some(ks) = self.keys.get_mut(&key) else {
                 continue;
             };
-            if ks.timer != t {
+            if ks.heap_at != t {
+                continue; // stale: a lower entry was pushed since
+            }
+            ks.heap_at = i64::MAX;
+            if ks.timer >= wm {
+                // Its deadline moved later since the entry was pushed:
+                // re-arm there (or evict a key with nothing left).
+                if ks.timer != i64::MAX {
+                    ks.heap_at = ks.timer;
+                    self.timers.push(Reverse((ks.timer, key)));
+                } else if evictable(s, ks) {
+                    self.keys.remove(&key);
+                    stats.evicted_keys += 1;
+                }
                 continue;
             }
             expire(s, ks, key, wm, out, guard, alt);
@@ -1087,6 +1122,7 @@ impl Unit {
             let nc = next_check(s, ks);
             ks.timer = nc;
             if nc != i64::MAX {
+                ks.heap_at = nc;
                 self.timers.push(Reverse((nc, key)));
             }
         }
@@ -1167,7 +1203,7 @@ fn step_guard<A: Attrs + ?Sized>(
     time: i64,
     seq: u64,
     name: u32,
-    nm: &str,
+    names: &[Arc<str>],
     pkey: Option<i64>,
     attrs: &A,
     out: &mut Vec<Violation>,
@@ -1190,6 +1226,12 @@ fn step_guard<A: Attrs + ?Sized>(
             }
         }
         _ => {
+            // the name text is only read by attribute matchers' fallback
+            let nm: &str = if maybe != 0 {
+                names.get(nid).map_or("", |s| s)
+            } else {
+                ""
+            };
             while maybe != 0 {
                 let i = maybe.trailing_zeros();
                 maybe &= maybe - 1;
@@ -1274,6 +1316,13 @@ impl Matcher {
                 .iter()
                 .map(|s| Unit {
                     rel: s.relevant(),
+                    seed: if s.count.is_some() || s.anchored {
+                        0
+                    } else {
+                        s.tail[0]
+                            .iter()
+                            .fold(0u64, |m, &j| m | 1u64 << s.stages[j as usize].cond)
+                    },
                     keys: FxHashMap::default(),
                     timers: BinaryHeap::new(),
                 })
@@ -1616,6 +1665,10 @@ impl Matcher {
         }
         let map: Vec<u32> = vocab.iter().map(|v| self.names.id(v)).collect();
         self.refresh_tables();
+        let care_code: Vec<u8> = map
+            .iter()
+            .map(|&n| self.care.get(n as usize).copied().unwrap_or(true) as u8)
+            .collect();
         // Only columns some guard reads are used.
         let used: Vec<(u32, &Column<'_>)> = columns
             .iter()
@@ -1653,7 +1706,28 @@ impl Matcher {
             // Admission in arrival order (watermark, lateness, buffering);
             // events matched at once are then stepped guard by guard.
             now.clear();
-            for i in lo..hi {
+            // In-order input with no lateness allowance and nothing waiting:
+            // every event is on time and matched at once (the per-event
+            // admission below would decide the same, one branch at a time).
+            let fast = self.opts.lateness_ns == Some(0)
+                && self.buf.len() == self.buf_head
+                && times[lo] >= self.wm
+                && times[lo..hi].windows(2).all(|w| w[0] <= w[1]);
+            if fast {
+                self.stats.events += (hi - lo) as u64;
+                self.wm = self.wm.max(times[hi - 1]);
+                // branch-free: write every index, keep those some guard
+                // reacts to (codes were checked against the vocabulary)
+                now.resize(hi - lo, 0);
+                let mut w = 0;
+                for i in lo..hi {
+                    now[w] = i as u32;
+                    w += care_code[codes[i] as usize] as usize;
+                }
+                now.truncate(w);
+            }
+            let slow = if fast { lo..lo } else { lo..hi };
+            for i in slow {
                 let (t, name, seq) = (times[i], map[codes[i] as usize], seq0 + i as u64);
                 match self.admit(t, seq, name) {
                     Admit::Skip => {}
@@ -1711,7 +1785,6 @@ impl Matcher {
                     }
                 }
                 let names = &self.names.names;
-                let empty = &self.empty_name;
                 let (used, res, now, pm) = (&used, &res, &now, &pm[..]);
                 let par = self.guards.len() > 1 && now.len() * self.guards.len() >= PAR_MIN_WORK;
                 for_each_guard(
@@ -1725,7 +1798,6 @@ impl Matcher {
                         for &i in now {
                             let i = i as usize;
                             let name = map[codes[i] as usize];
-                            let nm: &str = names.get(name as usize).unwrap_or(empty);
                             // matched in place from the columns: nothing copied
                             let row = Row {
                                 cols: used,
@@ -1740,7 +1812,7 @@ impl Matcher {
                                 times[i],
                                 seq0 + i as u64,
                                 name,
-                                nm,
+                                names,
                                 Some(keys[i]),
                                 &row,
                                 out,
@@ -1832,7 +1904,6 @@ impl Matcher {
         };
         let buf = &live[..cut];
         let names = &self.names.names;
-        let empty = &self.empty_name;
         let par = self.guards.len() > 1 && cut * self.guards.len() >= PAR_MIN_WORK;
         for_each_guard(
             &mut self.guards,
@@ -1843,14 +1914,13 @@ impl Matcher {
             &mut self.stats,
             |gi, g, out, stats| {
                 for p in buf {
-                    let nm: &str = names.get(p.name as usize).unwrap_or(empty);
                     step_guard(
                         g,
                         gi,
                         p.time,
                         p.seq,
                         p.name,
-                        nm,
+                        names,
                         p.key,
                         &PAttrs {
                             attrs: &p.attrs,
@@ -1900,11 +1970,7 @@ impl Matcher {
         pkey: Option<i64>,
         attrs: &A,
     ) {
-        let nm: &str = self
-            .names
-            .names
-            .get(name as usize)
-            .unwrap_or(&self.empty_name);
+        let names = &self.names.names;
         for (gi, g) in self.guards.iter_mut().enumerate() {
             step_guard(
                 g,
@@ -1912,7 +1978,7 @@ impl Matcher {
                 time,
                 seq,
                 name,
-                nm,
+                names,
                 pkey,
                 attrs,
                 &mut self.out,
