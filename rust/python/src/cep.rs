@@ -867,7 +867,9 @@ impl FeedShared {
 
 /// Which pseudo-attributes and attributes the guards read.
 struct Wanted {
-    names: std::collections::HashSet<String>,
+    /// The attribute names, each with the shared key the events carry
+    /// (cloned per attribute instead of allocated).
+    names: rustc_hash::FxHashMap<String, Arc<str>>,
     trace_id: bool,
     span_id: bool,
     parent: bool,
@@ -882,8 +884,14 @@ struct Wanted {
 
 impl Wanted {
     fn new(names: Vec<String>) -> Self {
-        let names: std::collections::HashSet<String> = names.into_iter().collect();
-        let h = |k: &str| names.contains(k);
+        let names: rustc_hash::FxHashMap<String, Arc<str>> = names
+            .into_iter()
+            .map(|n| {
+                let a: Arc<str> = Arc::from(n.as_str());
+                (n, a)
+            })
+            .collect();
+        let h = |k: &str| names.contains_key(k);
         Wanted {
             trace_id: h("trace_id"),
             span_id: h("span_id"),
@@ -1162,15 +1170,15 @@ fn filtered_attrs(
             return Ok(());
         };
         let key = ks.to_cow()?;
-        if !w.names.contains(key.as_ref()) {
+        let Some(shared_key) = w.names.get(key.as_ref()) else {
             return Ok(());
-        }
+        };
         let val = py_value(v).map_err(|what| {
             TraceFormatError::new_err(format!(
                 "span attribute {key:?}: unknown attribute value type {what}"
             ))
         })?;
-        set_attr(out, &key, val);
+        set_attr_arc(out, shared_key.clone(), val);
         Ok(())
     };
     // A plain dict (SDK's BoundedAttributes keeps one in `_dict`) is read
@@ -1638,7 +1646,7 @@ impl SpanFeed {
     /// The attributes read from spans (the guards' predicates and keys).
     #[getter]
     fn attributes(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.wanted.names.iter().cloned().collect();
+        let mut v: Vec<String> = self.wanted.names.keys().cloned().collect();
         v.sort();
         v
     }
