@@ -773,3 +773,25 @@ def test_library_backtraces_off_unless_asked(preset: str | None, seen: str) -> N
         env["RUST_LIB_BACKTRACE"] = preset
     out = subprocess.run([sys.executable, "-c", _GETENV], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == seen
+
+
+_MI_PROBE = (
+    "import ctypes, maestro_core\n"
+    "libc = ctypes.CDLL(None)\n"
+    "libc.getenv.restype = ctypes.c_char_p\n"
+    "print(libc.getenv(b'MIMALLOC_ARENA_EAGER_COMMIT'))\n"
+)
+
+
+@pytest.mark.parametrize(("preset", "seen"), [(None, "b'0'"), ("2", "b'2'")])
+def test_allocator_commits_on_demand_unless_asked(preset: str | None, seen: str) -> None:
+    # the package sets mimalloc's arena commit to on-demand before the extension
+    # loads (eager commit cost the first large run ~0.4 s), keeping a user's choice
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_ARENA_EAGER_COMMIT"}
+    if preset is not None:
+        env["MIMALLOC_ARENA_EAGER_COMMIT"] = preset
+    out = subprocess.run([sys.executable, "-c", _MI_PROBE], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == seen
