@@ -21,6 +21,7 @@ pub mod check;
 pub mod load;
 pub mod ops;
 pub mod run;
+pub mod shape;
 pub mod v1;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
