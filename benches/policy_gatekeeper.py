@@ -142,7 +142,8 @@ def main() -> int:
                 "policy": name, "modules": [Path(m.path).name for m in ps.modules if not m.is_test],
                 "tests": len(r.tests), "failing_tests": bad_base, "counts": c, "score": r.score, "seconds": dt,
                 "survivors": [{"id": m.id, "where": f"{Path(m.file).name}:{m.line}:{m.col}", "diff": m.diff,
-                               "operator": m.operator, "input": m.killing_input, "test": m.suggested_test}
+                               "operator": m.operator, "detail": m.detail, "reached": m.reached,
+                               "input": m.killing_input, "test": m.suggested_test}
                               for m in r.survivors],
                 "skipped": [f"{s.what}: {s.reason}" for s in r.skipped],
             }

@@ -738,6 +738,157 @@ fn perturb(v: &mut Json, rng: &mut Rng, strs: &[String], nums: &[f64]) {
     }
 }
 
+/// Byte spans of every `X` in `with input as X` of a module (in nested
+/// queries too).
+fn with_input_spans(ast: &regorus::unstable::Module) -> Vec<(usize, usize)> {
+    use regorus::unstable::{Expr, Literal, Query};
+    fn q(query: &Query, out: &mut Vec<(usize, usize)>) {
+        for s in &query.stmts {
+            for w in &s.with_mods {
+                if w.refr.span().text() == "input" {
+                    let sp = w.r#as.span();
+                    out.push((sp.start as usize, sp.end as usize));
+                }
+                e(&w.r#as, out);
+            }
+            match &s.literal {
+                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => e(expr, out),
+                Literal::SomeIn { collection, .. } => e(collection, out),
+                Literal::Every { domain, query, .. } => {
+                    e(domain, out);
+                    q(query, out);
+                }
+                Literal::SomeVars { .. } => {}
+            }
+        }
+    }
+    fn e(expr: &Expr, out: &mut Vec<(usize, usize)>) {
+        match expr {
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                e(term, out);
+                q(query, out);
+            }
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => {
+                e(key, out);
+                e(value, out);
+                q(query, out);
+            }
+            Expr::Call { params, .. } => params.iter().for_each(|p| e(p, out)),
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                items.iter().for_each(|i| e(i, out))
+            }
+            Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
+                e(k, out);
+                e(v, out);
+            }),
+            Expr::UnaryExpr { expr, .. } => e(expr, out),
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                e(lhs, out);
+                e(rhs, out);
+            }
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    for r in &ast.policy {
+        if let Rule::Spec { bodies, .. } = r.as_ref() {
+            for b in bodies {
+                q(&b.query, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// The name of the extension that records the tests' inputs.
+const CAPTURE: &str = "__maestro_input";
+/// At most this many captured inputs are kept.
+const MAX_CAPTURED: usize = 512;
+
+/// Every value the tests give `input` as they run on the original policy:
+/// each `with input as X` of the test modules becomes
+/// `with input as __maestro_input(X)`, an extension function that records
+/// its argument and returns it. This finds the inputs that tests build in
+/// local variables or helper rules (`inp := {"review": review(...)}` then
+/// `with input as inp`), which the text alone does not give.
+fn captured_inputs(set: &PolicySet, tests: &[String], limit: Duration, now_ns: i64) -> Vec<Value> {
+    use std::sync::{Arc, Mutex};
+    let store: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(vec![]));
+    let sink = Arc::clone(&store);
+    let r = guarded(|| {
+        let mut engine = regorus::Engine::new();
+        engine.set_rego_v0(set.rego_v0);
+        engine.set_strict_builtin_errors(false);
+        engine.set_gather_prints(true);
+        for (i, m) in set.modules.iter().enumerate() {
+            let mut text = m.text.clone();
+            if m.is_test {
+                let mut spans = with_input_spans(&set.parse(i)?);
+                spans.sort_unstable();
+                spans.dedup();
+                // Only the outermost (a `with` inside another's value is
+                // recorded through it), edited from the end of the text.
+                let outer: Vec<(usize, usize)> = spans
+                    .iter()
+                    .filter(|(s, e)| {
+                        !spans
+                            .iter()
+                            .any(|(s2, e2)| (s2, e2) != (s, e) && s2 <= s && e <= e2)
+                    })
+                    .copied()
+                    .collect();
+                for (s, e) in outer.into_iter().rev() {
+                    if text.get(s..e).is_some() {
+                        text.insert(e, ')');
+                        text.insert_str(s, &format!("{CAPTURE}("));
+                    }
+                }
+            }
+            engine
+                .add_policy(m.path.clone(), text)
+                .map_err(|e| syntax_error(&m.path, &e))?;
+        }
+        engine
+            .add_data(to_value(&set.data)?)
+            .map_err(|e| RegoError::Invalid(format!("{e:#}")))?;
+        pin(&mut engine, now_ns)?;
+        engine
+            .add_extension(
+                CAPTURE.into(),
+                1,
+                Box::new(move |args: Vec<Value>| {
+                    let v = args.into_iter().next().unwrap_or(Value::Undefined);
+                    if let Ok(mut seen) = sink.lock() {
+                        if seen.len() < MAX_CAPTURED && !seen.contains(&v) {
+                            seen.push(v.clone());
+                        }
+                    }
+                    Ok(v)
+                }),
+            )
+            .map_err(|e| RegoError::Invalid(format!("{e:#}")))?;
+        engine.set_execution_timer_config(timer(limit));
+        let mut ev = Evaluator {
+            engine,
+            rules: HashMap::new(),
+        };
+        for t in tests {
+            let _ = ev.test_outcome(t);
+        }
+        Ok(())
+    });
+    if r.is_err() {
+        return vec![];
+    }
+    let got = store.lock().map(|v| v.clone()).unwrap_or_default();
+    got
+}
+
 /// Inputs the tests use (`with input as <expr>`, evaluated where constant).
 fn test_inputs(set: &PolicySet, ev: &mut Evaluator) -> Vec<Json> {
     let mut out = vec![];
@@ -1214,11 +1365,19 @@ fn random_pool(
     opts: &Options,
     base_ev: &mut Evaluator,
     packages: &[String],
+    tests: &[String],
+    limit: Duration,
+    now_ns: i64,
 ) -> Result<Pool> {
     let n = opts.equivalence_samples;
     let (strs, nums) = constants(set);
     let mut seeds: Vec<Json> = decisions.iter().map(|d| d.input.clone()).collect();
-    for j in test_inputs(set, base_ev) {
+    let captured = captured_inputs(set, tests, limit, now_ns);
+    for j in captured
+        .iter()
+        .filter_map(to_json)
+        .chain(test_inputs(set, base_ev))
+    {
         if !seeds.contains(&j) {
             seeds.push(j);
         }
@@ -1484,7 +1643,16 @@ pub fn run(
         .count();
     let packages: Vec<String> = packages.into_iter().map(|(_, q)| q).collect();
     let (pool, pool_base, pool_cov) = if opts.equivalence_samples > 0 {
-        random_pool(set, decisions, opts, &mut base_ev, &packages)?
+        random_pool(
+            set,
+            decisions,
+            opts,
+            &mut base_ev,
+            &packages,
+            &tests,
+            timeout.saturating_mul(4),
+            now_ns,
+        )?
     } else {
         (vec![], vec![], vec![])
     };
