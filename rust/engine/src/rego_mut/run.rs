@@ -952,10 +952,11 @@ fn collect_with_inputs(text: &str, out: &mut Vec<String>) {
                         depth -= 1;
                     }
                     b'\n' | b';' if depth == 0 && started => break,
-                    b' ' if depth == 0 && started => {
-                        if after[end..].trim_start().starts_with("with ") {
-                            break;
-                        }
+                    b' ' if depth == 0
+                        && started
+                        && after[end..].trim_start().starts_with("with ") =>
+                    {
+                        break;
                     }
                     _ => {}
                 }
@@ -1348,6 +1349,17 @@ fn equivalence(ctx: &Ctx<'_>, m: &Mutant, v0: bool) -> Equivalence {
 }
 
 type Pool = (Vec<Value>, Vec<Vec<Outcome>>, Vec<BTreeSet<(usize, u32)>>);
+/// A candidate input, the original's outcomes on it and the lines it evaluates.
+type Candidate = (Value, Vec<Outcome>, BTreeSet<(usize, u32)>);
+
+/// Where the tests' inputs come from, for [`random_pool`].
+struct Seeding<'a> {
+    decisions: &'a [Decision],
+    tests: &'a [String],
+    /// Time limit of each test evaluation while capturing inputs.
+    limit: Duration,
+    now_ns: i64,
+}
 
 /// The random input pool of the equivalence check, with the original's
 /// outcome on each rule and the lines it evaluates, per input.
@@ -1361,14 +1373,17 @@ type Pool = (Vec<Value>, Vec<Vec<Outcome>>, Vec<BTreeSet<(usize, u32)>>);
 /// to `equivalence_samples` with random picks. All from `opts.seed`.
 fn random_pool(
     set: &PolicySet,
-    decisions: &[Decision],
+    seeding: &Seeding<'_>,
     opts: &Options,
     base_ev: &mut Evaluator,
     packages: &[String],
-    tests: &[String],
-    limit: Duration,
-    now_ns: i64,
 ) -> Result<Pool> {
+    let Seeding {
+        decisions,
+        tests,
+        limit,
+        now_ns,
+    } = *seeding;
     let n = opts.equivalence_samples;
     let (strs, nums) = constants(set);
     let mut seeds: Vec<Json> = decisions.iter().map(|d| d.input.clone()).collect();
@@ -1433,7 +1448,7 @@ fn random_pool(
         .filter(|(_, m)| !m.is_test)
         .map(|(i, m)| (m.path.as_str(), i))
         .collect();
-    let mut evaluated: Vec<(Value, Vec<Outcome>, BTreeSet<(usize, u32)>)> = vec![];
+    let mut evaluated: Vec<Candidate> = vec![];
     for c in &candidates {
         let Ok(v) = to_value(c) else { continue };
         let outs: Vec<Outcome> = packages
@@ -1643,16 +1658,13 @@ pub fn run(
         .count();
     let packages: Vec<String> = packages.into_iter().map(|(_, q)| q).collect();
     let (pool, pool_base, pool_cov) = if opts.equivalence_samples > 0 {
-        random_pool(
-            set,
+        let seeding = Seeding {
             decisions,
-            opts,
-            &mut base_ev,
-            &packages,
-            &tests,
-            timeout.saturating_mul(4),
+            tests: &tests,
+            limit: timeout.saturating_mul(4),
             now_ns,
-        )?
+        };
+        random_pool(set, &seeding, opts, &mut base_ev, &packages)?
     } else {
         (vec![], vec![], vec![])
     };
@@ -2144,5 +2156,33 @@ mod tests {
         for m in r.mutants.iter().filter(|m| m.mutant.line == 7) {
             assert_ne!(m.status, Status::Equivalent, "{}", m.mutant.diff);
         }
+    }
+
+    /// Inputs built in a local variable or a helper rule of the tests are
+    /// seeds too (captured as the tests run), so the survivors of a rule
+    /// that needs their values are reached.
+    #[test]
+    fn tests_inputs_in_variables_are_captured() {
+        let s = set(
+            "package p\n\ndeny contains msg if {\n    input.review.object.metadata.name == \"system:edit\"\n    r := input.review.object.rules[_]\n    r.verbs[_] == \"create\"\n    msg := \"no\"\n}\n",
+            "package p\n\nreview(verbs) := {\"object\": {\"metadata\": {\"name\": \"system:edit\"}, \"rules\": [{\"verbs\": verbs}]}}\n\ntest_create if {\n    inp := {\"review\": review([\"create\"])}\n    count(deny) == 1 with input as inp\n}\n",
+        );
+        let ev = &mut Evaluator::new(&s, None, None).expect("evaluator");
+        // The text alone gives nothing (`inp` is local).
+        assert!(test_inputs(&s, ev).is_empty());
+        let tests = s.tests().expect("tests");
+        let got = captured_inputs(&s, &tests, Duration::from_secs(2), 0);
+        let want = to_value(&serde_json::json!({"review": {"object": {"metadata": {"name": "system:edit"}, "rules": [{"verbs": ["create"]}]}}})).expect("value");
+        assert_eq!(got, vec![want]);
+        let r = run(&s, &[], &Options::default(), &no_prior, None).expect("run");
+        // `msg := "no"` → `""` survives the test (it counts), and is told
+        // apart on the captured input.
+        let m = r
+            .mutants
+            .iter()
+            .find(|m| m.mutant.line == 7 && m.mutant.replacement == "\"\"")
+            .expect("constant mutant");
+        assert_eq!(m.status, Status::Survived, "{}", m.detail);
+        assert!(m.suggested_test.is_some(), "{}", m.detail);
     }
 }

@@ -112,6 +112,13 @@ const MAX_DEPTH: usize = 6;
 /// Passes over the rules (a rule may use a rule defined after it).
 const PASSES: usize = 3;
 
+/// A function definition's parameters, bodies (with an `else` value) and value.
+type FuncParts<'a> = (
+    &'a [regorus::unstable::Ref<Expr>],
+    Vec<(&'a Query, Option<&'a Expr>)>,
+    Option<&'a Expr>,
+);
+
 struct Func<'a> {
     args: &'a [regorus::unstable::Ref<Expr>],
     bodies: Vec<(&'a Query, Option<&'a Expr>)>,
@@ -390,11 +397,7 @@ impl<'a> Interp<'a> {
         }
         // Copy out what we need (the definitions borrow from the AST, not
         // from `self`).
-        let defs: Vec<(
-            &'a [regorus::unstable::Ref<Expr>],
-            Vec<(&'a Query, Option<&'a Expr>)>,
-            Option<&'a Expr>,
-        )> = defs
+        let defs: Vec<FuncParts<'a>> = defs
             .iter()
             .map(|f| (f.args, f.bodies.clone(), f.value))
             .collect();
@@ -615,7 +618,7 @@ pub fn input_paths<'a>(modules: impl IntoIterator<Item = &'a Ast> + Clone) -> Ve
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -626,7 +629,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 }
