@@ -34,7 +34,7 @@ use serde_json::Value as Json;
 
 use super::load::{package_path, rule_name, Decision, PolicySet, Skipped};
 use super::ops::{generate, Mutant, Operator};
-use super::shape::{edits, input_paths, Generator, Rng};
+use super::shape::{edits, input_shape, Generator, Rng};
 use super::{guarded, is_time_limit, syntax_error, RegoError, Result};
 
 /// Options of a mutation run.
@@ -1408,7 +1408,7 @@ fn random_pool(
             asts.push(set.parse(i)?);
         }
     }
-    let gen = Generator::new(input_paths(asts.iter()), &strs, &nums, &seeds);
+    let gen = Generator::new(input_shape(asts.iter()), &strs, &nums, &seeds);
     let mut rng = Rng(opts.seed);
     let mut candidates: Vec<Json> = seeds.iter().take(2 * n).cloned().collect();
     let mut guard = 0;

@@ -109,6 +109,8 @@ type Env = HashMap<String, Av>;
 const MAX_LEN: usize = 12;
 /// Nested user-function calls followed.
 const MAX_DEPTH: usize = 6;
+/// Pairs of compared paths kept.
+const MAX_LINKS: usize = 256;
 /// Passes over the rules (a rule may use a rule defined after it).
 const PASSES: usize = 3;
 
@@ -130,6 +132,8 @@ struct Interp<'a> {
     rules: HashMap<String, Av>,
     funcs: HashMap<String, Vec<Func<'a>>>,
     out: BTreeSet<Path>,
+    /// Pairs of paths compared with each other.
+    links: BTreeSet<(Path, Path)>,
     depth: usize,
     /// (function, argument summary) already followed.
     seen_calls: BTreeSet<String>,
@@ -284,9 +288,21 @@ impl<'a> Interp<'a> {
                 }
                 Av::default()
             }
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. } => {
+            Expr::BoolExpr { lhs, rhs, .. } => {
+                // `a.x == input.y`: inputs where both sides are equal reach
+                // what follows (and sit on the boundary of `<`, `<=`, ...).
+                let l = self.expr(lhs, env);
+                let r = self.expr(rhs, env);
+                for p in l.paths.iter().take(8) {
+                    for q in r.paths.iter().take(8) {
+                        if p != q && self.links.len() < MAX_LINKS {
+                            self.links.insert((p.clone(), q.clone()));
+                        }
+                    }
+                }
+                Av::default()
+            }
+            Expr::BinExpr { lhs, rhs, .. } | Expr::ArithExpr { lhs, rhs, .. } => {
                 self.expr(lhs, env);
                 self.expr(rhs, env);
                 Av::default()
@@ -539,10 +555,26 @@ impl<'a> Interp<'a> {
 /// The abstract input paths the non-test modules read (every prefix of a
 /// path read is itself read and not listed apart).
 pub fn input_paths<'a>(modules: impl IntoIterator<Item = &'a Ast> + Clone) -> Vec<Path> {
+    input_shape(modules).paths
+}
+
+/// What the policy reads of `input`.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    /// The maximal abstract paths read.
+    pub paths: Vec<Path>,
+    /// Pairs of paths the policy compares with each other
+    /// (`kvs.deprecatedAPI == input.review.object.apiVersion`).
+    pub links: Vec<(Path, Path)>,
+}
+
+/// The paths the non-test modules read, and the pairs they compare.
+pub fn input_shape<'a>(modules: impl IntoIterator<Item = &'a Ast> + Clone) -> Shape {
     let mut it = Interp {
         rules: HashMap::new(),
         funcs: HashMap::new(),
         out: BTreeSet::new(),
+        links: BTreeSet::new(),
         depth: 0,
         seen_calls: BTreeSet::new(),
     };
@@ -602,13 +634,18 @@ pub fn input_paths<'a>(modules: impl IntoIterator<Item = &'a Ast> + Clone) -> Ve
     }
     let all: Vec<Path> = it.out.into_iter().collect();
     // Keep the maximal paths: a prefix is implied by its extensions.
-    all.iter()
+    let paths = all
+        .iter()
         .filter(|p| {
             !all.iter()
                 .any(|q| q.len() > p.len() && q.starts_with(p.as_slice()))
         })
         .cloned()
-        .collect()
+        .collect();
+    Shape {
+        paths,
+        links: it.links.into_iter().collect(),
+    }
 }
 
 // ------------------------------------------------------------ generation
@@ -649,6 +686,8 @@ pub struct Generator {
     paths: Vec<Path>,
     /// Pairs of paths that differ in one key: `(i, j, at)`.
     siblings: Vec<(usize, usize, usize)>,
+    /// Pairs of paths the policy compares.
+    links: Vec<(Path, Path)>,
     leaves: Vec<Json>,
     /// The numbers and the strings among `leaves`: a leaf replacing a
     /// number is mostly a number, one replacing a string mostly a string.
@@ -659,7 +698,8 @@ pub struct Generator {
 impl Generator {
     /// `strs`/`nums`: the policy's constants; `seeds`: the tests' inputs
     /// (their scalar leaves join the leaf values).
-    pub fn new(paths: Vec<Path>, strs: &[String], nums: &[f64], seeds: &[Json]) -> Self {
+    pub fn new(shape: Shape, strs: &[String], nums: &[f64], seeds: &[Json]) -> Self {
+        let Shape { paths, links } = shape;
         let mut leaves: Vec<Json> = vec![
             Json::Bool(true),
             Json::Bool(false),
@@ -715,6 +755,7 @@ impl Generator {
         Generator {
             paths,
             siblings,
+            links,
             leaves,
             numbers,
             strings,
@@ -746,6 +787,12 @@ impl Generator {
             return v;
         }
         for _ in 0..edits(rng) {
+            if !self.links.is_empty() && rng.below(4) == 0 {
+                let (p, q) = &self.links[rng.below(self.links.len())];
+                let (p, q) = if rng.below(2) == 0 { (p, q) } else { (q, p) };
+                link(&mut v, p, q, &|old, rng| self.leaf(old, rng), rng);
+                continue;
+            }
             if !self.siblings.is_empty() && rng.below(3) == 0 {
                 let (i, j, at) = self.siblings[rng.below(self.siblings.len())];
                 if graft(&mut v, &self.paths[i], &self.paths[j], at, rng) {
@@ -830,6 +877,35 @@ fn put(v: &mut Json, path: &[Seg], leaf: &dyn Fn(&Json, &mut Rng) -> Json, rng: 
             }
         },
     }
+}
+
+/// Make `v` hold one value at both `p` and `q`: the value it has at `p`
+/// (some concrete match) if any, else a new leaf put at both.
+fn link(v: &mut Json, p: &[Seg], q: &[Seg], leaf: &dyn Fn(&Json, &mut Rng) -> Json, rng: &mut Rng) {
+    let mut found = vec![];
+    locate(v, p, &mut vec![], &mut found);
+    let value = match found.get(rng.below(found.len())) {
+        Some(loc) if !found.is_empty() => at_ref(v, loc).cloned(),
+        _ => None,
+    };
+    let value = value.unwrap_or_else(|| {
+        let x = leaf(&Json::Null, rng);
+        put(v, p, &|_, _| x.clone(), rng);
+        x
+    });
+    put(v, q, &|_, _| value.clone(), rng);
+}
+
+fn at_ref<'v>(v: &'v Json, path: &[Json]) -> Option<&'v Json> {
+    let mut cur = v;
+    for p in path {
+        cur = match (cur, p) {
+            (Json::Object(m), Json::String(k)) => m.get(k)?,
+            (Json::Array(a), Json::Number(n)) => a.get(usize::try_from(n.as_u64()?).ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
 }
 
 /// Concrete locations of `path` in `v` (`[*]` matches every element).
@@ -1007,7 +1083,11 @@ deny[msg] {
             ],
         ];
         let seed = serde_json::json!({"spec": {"containers": [{"image": "nginx", "name": "a"}]}});
-        let g = Generator::new(paths, &["registry/".into()], &[1.0], &[seed.clone()]);
+        let shape = Shape {
+            paths,
+            links: vec![],
+        };
+        let g = Generator::new(shape, &["registry/".into()], &[1.0], &[seed.clone()]);
         let mut a = Rng(7);
         let mut b = Rng(7);
         let xs: Vec<Json> = (0..64).map(|_| g.grow(&seed, &mut a)).collect();
@@ -1023,5 +1103,43 @@ deny[msg] {
         let empty = serde_json::json!({});
         let mut c = Rng(1);
         assert!((0..32).any(|_| g.grow(&empty, &mut c)["spec"]["containers"].is_array()));
+    }
+
+    #[test]
+    fn compared_paths_are_linked_and_grown_equal() {
+        let set = crate::rego_mut::PolicySet::from_modules(
+            vec![crate::rego_mut::Module {
+                path: "p.rego".into(),
+                text: "package p\n\ndeny contains 1 if {\n    kvs := input.parameters.kvs[_]\n    kvs.api == input.review.object.apiVersion\n}\n".into(),
+                is_test: false,
+            }],
+            Json::Null,
+        )
+        .expect("set");
+        let ast = set.parse(0).expect("parse");
+        let shape = input_shape([&ast]);
+        let rendered: Vec<(String, String)> = shape
+            .links
+            .iter()
+            .map(|(a, b)| (render(a), render(b)))
+            .collect();
+        assert!(
+            rendered.contains(&(
+                "input.parameters.kvs[*].api".into(),
+                "input.review.object.apiVersion".into()
+            )),
+            "{rendered:?}"
+        );
+        let g = Generator::new(shape, &[], &[], &[]);
+        let mut rng = Rng(3);
+        let empty = serde_json::json!({});
+        let hit = (0..64).map(|_| g.grow(&empty, &mut rng)).any(|x| {
+            let v = &x["review"]["object"]["apiVersion"];
+            !v.is_null()
+                && x["parameters"]["kvs"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|k| &k["api"] == v))
+        });
+        assert!(hit);
     }
 }
