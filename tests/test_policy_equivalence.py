@@ -121,6 +121,12 @@ def test_unreached_line_is_a_survivor_not_equivalent() -> None:
     for m in line7:
         assert m.status == "survived", (m.diff, m.status)
         assert m.reached == 0 and m.detail.startswith("not reached"), m.detail
+    # Reported as survivors, with the reason, in the summary and in SARIF.
+    assert "not reached" in rep.summary()
+    results = policy.sarif(rep)["runs"][0]["results"]
+    unreached = [r for r in results if r["properties"]["reached"] == 0]
+    assert len(unreached) == len(line7)
+    assert all("No random input reaches it" in r["message"]["text"] for r in unreached)
 
 
 _KEYWORDS = {"if", "in", "not", "some", "every", "contains", "else", "default", "import", "package", "with", "as",

@@ -401,6 +401,8 @@ def sarif(report: MutationReport, tool_version: str | None = None) -> dict[str, 
         msg = f"Surviving mutant ({m.operator}): {m.diff}. No test or decision detects this change."
         if m.suggested_test:
             msg += f" A test that kills it: {m.suggested_test}"
+        elif m.reached == 0:
+            msg += " No random input reaches it either, so it is not called equivalent."
         results.append({
             "ruleId": f"rego-mutant/{m.operator}",
             "ruleIndex": OPERATORS.index(m.operator),
@@ -412,7 +414,8 @@ def sarif(report: MutationReport, tool_version: str | None = None) -> dict[str, 
                            "snippet": {"text": m.original}},
             }}],
             "partialFingerprints": {"mutantId": m.id},
-            "properties": {"replacement": m.replacement, "diff": m.diff, "killingInput": m.killing_input},
+            "properties": {"replacement": m.replacement, "diff": m.diff, "killingInput": m.killing_input,
+                           "reached": m.reached},
         })
     from . import __version__
 
