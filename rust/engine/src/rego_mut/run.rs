@@ -1241,20 +1241,47 @@ fn killing(ctx: &Ctx<'_>, m: &Mutant, v0: bool, i: usize, p: usize, reached: usi
     let rule = ctx.packages.get(p).cloned().unwrap_or_default();
     let base = ctx.pool_base.get(i).and_then(|b| b.get(p));
     let input = ctx.pool.get(i);
-    let check = match base {
-        Some(Outcome::Value(v)) => format!("{rule} == {}", rego_literal(v)),
-        _ => format!("not {rule}"),
+    let want = match base {
+        Some(Outcome::Value(v)) => Some(rego_literal(v)),
+        _ => None,
     };
     let input_lit = input.map(rego_literal).unwrap_or_else(|| "{}".into());
     let name = format!("test_kills_{}", m.id.replace(':', "_"));
     let kw = if v0 { "" } else { " if" };
+    let one_line = match &want {
+        Some(w) => format!("{name}{kw} {{\n    {rule} == {w} with input as {input_lit}\n}}"),
+        None => format!("{name}{kw} {{\n    not {rule} with input as {input_lit}\n}}"),
+    };
+    // regorus's v0 parser rejects some long one-line comparisons followed
+    // by `with` (seen on Gatekeeper's messages, cause not isolated); the
+    // same check split over statements parses, so the first form that
+    // parses is suggested.
+    let parses = |t: &str| {
+        super::load::parse_module("suggested.rego", &format!("package p\n\n{t}\n"), !v0).is_ok()
+    };
+    let mut forms = vec![];
+    if let Some(w) = &want {
+        forms.push(format!(
+            "{name}{kw} {{\n    got := {rule} with input as {input_lit}\n    got == {w}\n}}"
+        ));
+        forms.push(format!(
+            "{name}{kw} {{\n    inp := {input_lit}\n    want := {w}\n    {rule} == want with input as inp\n}}"
+        ));
+    } else {
+        forms.push(format!(
+            "{name}{kw} {{\n    inp := {input_lit}\n    not {rule} with input as inp\n}}"
+        ));
+    }
+    let test = if parses(&one_line) {
+        one_line
+    } else {
+        forms.into_iter().find(|t| parses(t)).unwrap_or(one_line)
+    };
     Equivalence {
         status: Status::Survived,
         detail: format!("differs from the original on a random input at {rule}"),
         killing_input: input.and_then(to_json),
-        suggested_test: Some(format!(
-            "{name}{kw} {{\n    {check} with input as {input_lit}\n}}"
-        )),
+        suggested_test: Some(test),
         reached,
     }
 }
