@@ -1,7 +1,7 @@
 """Mutation testing and the regorus-vs-OPA differential on the Gatekeeper
 library (a snapshot fetched outside this repository; nothing of it is kept).
 
-Run: .venv/bin/python benches/policy_gatekeeper.py SNAPSHOT [--json OUT] [--only NAME]
+Run: .venv/bin/python benches/policy_gatekeeper.py SNAPSHOT [--json OUT] [--report OUT.md] [--only NAME]
 
 SNAPSHOT is the fetched repository: a git directory (bare, as the fetch tool
 leaves it) or a checked-out work tree of open-policy-agent/gatekeeper-library.
@@ -14,11 +14,15 @@ what we measure. Every folder with a ``*_test.rego`` file is one policy.
 For each policy:
 
 * mutation testing with the policy's own ``test_`` rules only (no decision
-  set), all 13 operators, equivalence check on 32 random inputs; the table
-  gives mutants, stillborn, equivalent, killed (timeouts and errors
-  included, listed apart), survived and the score;
+  set), all 13 operators, equivalence check on ``--equivalence-samples``
+  random inputs (32 by default); the table gives mutants, stillborn, likely
+  equivalent (each reached by some random input: the flag requires it),
+  killed (timeouts and errors included, listed apart), survived (with a
+  killing test / not reached by any random input), the tool's score and the
+  lower bound that counts the likely-equivalent ones as survived;
 * the survivors of policies scoring below 85%, each with the input that
-  kills it and a ready-to-paste test (input and expected outcome);
+  kills it and a ready-to-paste test (input and expected outcome), or the
+  reason none was found; ``--report`` writes them all as Markdown;
 * the differential: every ``test_`` rule evaluated by regorus and by the real
   OPA (opa-golib-python-bindings, OPA 1.x; the v0 modules are rewritten to v1
   first, as ``opa`` 1.x needs), pass or fail compared.
@@ -109,6 +113,8 @@ def main() -> int:
     ap.add_argument("--only", help="run the policies whose name contains this")
     ap.add_argument("--no-opa", action="store_true", help="skip the differential")
     ap.add_argument("--equivalence-samples", type=int, default=32)
+    ap.add_argument("--report", help="write the per-policy table and every survivor of the policies below "
+                                     "85%% (with its killing test) as Markdown")
     args = ap.parse_args()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as home:
@@ -142,7 +148,8 @@ def main() -> int:
                 "policy": name, "modules": [Path(m.path).name for m in ps.modules if not m.is_test],
                 "tests": len(r.tests), "failing_tests": bad_base, "counts": c, "score": r.score, "seconds": dt,
                 "survivors": [{"id": m.id, "where": f"{Path(m.file).name}:{m.line}:{m.col}", "diff": m.diff,
-                               "operator": m.operator, "input": m.killing_input, "test": m.suggested_test}
+                               "operator": m.operator, "detail": m.detail, "reached": m.reached,
+                               "input": m.killing_input, "test": m.suggested_test}
                               for m in r.survivors],
                 "skipped": [f"{s.what}: {s.reason}" for s in r.skipped],
             }
@@ -168,10 +175,69 @@ def main() -> int:
               f"({det}/{denom}); {elapsed:.0f}s")
         if not args.no_opa:
             print(f"differential: {diff_agree}/{diff_total} test outcomes agree")
+        low = det / max(tot["generated"] - tot["stillborn"], 1)
+        scored = [r for r in rows if "counts" in r]
+        below = [r for r in scored if r["score"] is not None and r["score"] < 0.85]
+        below_low = [r for r in scored if _lower(r) is not None and (_lower(r) or 0.0) < 0.85]
+        surv = [s for r in scored for s in r["survivors"]]
+        with_test = sum(1 for s in surv if s["test"])
+        print(f"lower bound (likely equivalent counted as survived): {low:.1%}; policies below 85%: {len(below)} by "
+              f"the tool's score, {len(below_low)} by the lower bound; survivors: {len(surv)}, {with_test} with a "
+              f"killing test, {sum(1 for s in surv if s['reached'] == 0)} not reached by any random input")
         if args.json:
             Path(args.json).write_text(json.dumps({"repo": REPO, "commit": commit, "licence": licence, "rows": rows,
-                                                   "totals": tot}, indent=2))
+                                                   "totals": tot, "equivalence_samples": args.equivalence_samples},
+                                                  indent=2))
+        if args.report:
+            Path(args.report).write_text(report_md(rows, tot, commit, args.equivalence_samples))
     return 0
+
+
+def _lower(row: dict[str, Any]) -> float | None:
+    """``killed / (generated - stillborn)``: likely-equivalent mutants counted as survived."""
+    c = row["counts"]
+    denom = c["generated"] - c["stillborn"]
+    return (c["killed"] + c["timeout"] + c["error"]) / denom if denom else None
+
+
+def report_md(rows: list[dict[str, Any]], tot: dict[str, int], commit: str, samples: int) -> str:
+    """The per-policy table and, for each policy below 85%, every survivor with its killing test."""
+    det = tot["killed"] + tot["timeout"] + tot["error"]
+    out = [f"# Mutation testing of {REPO} @ {commit}", "",
+           f"Equivalence check on {samples} random inputs per survivor. Score: the tool's, "
+           "`killed / (generated - stillborn - equivalent)`; lower bound: likely-equivalent mutants counted as "
+           "survived. A mutant is flagged likely equivalent only if some random input reaches its line.", "",
+           "| policy | mutants | stillborn | likely equivalent (reached) | killed | survived: with a killing test "
+           "/ not reached | score | lower bound |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        if "counts" not in r:
+            out.append(f"| {r['policy']} | — | — | — | — | — | not loaded by regorus | |")
+            continue
+        c = r["counts"]
+        s = r["survivors"]
+        wt = sum(1 for x in s if x["test"])
+        nr = sum(1 for x in s if x["reached"] == 0)
+        score = "n/a" if r["score"] is None else f"{r['score']:.0%}"
+        low = _lower(r)
+        out.append(f"| {r['policy']} | {c['generated']} | {c['stillborn']} | {c['equivalent']} | "
+                   f"{c['killed'] + c['timeout'] + c['error']} | {c['survived']}: {wt} / {nr} | {score} | "
+                   f"{'n/a' if low is None else f'{low:.0%}'} |")
+    denom = tot["generated"] - tot["stillborn"] - tot["equivalent"]
+    out.append(f"| **total** | {tot['generated']} | {tot['stillborn']} | {tot['equivalent']} | {det} | "
+               f"{tot['survived']} | {det / max(denom, 1):.1%} | "
+               f"{det / max(tot['generated'] - tot['stillborn'], 1):.1%} |")
+    for r in rows:
+        if "counts" not in r or r["score"] is None or r["score"] >= 0.85:
+            continue
+        out += ["", f"## {r['policy']} ({r['score']:.0%}): {len(r['survivors'])} survivors", ""]
+        for x in r["survivors"]:
+            out.append(f"- `{x['where']}` [{x['operator']}] {x['diff']}")
+            if x["test"]:
+                out += ["", "  ```rego", *("  " + line for line in x["test"].splitlines()), "  ```", ""]
+            else:
+                out.append(f"  ({x['detail']})")
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

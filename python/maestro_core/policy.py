@@ -9,7 +9,12 @@ Mutation testing (:func:`mutate`) applies 13 operators at AST spans, runs the
 policy's own tests and any labelled decisions against every mutant in
 parallel, and reports a score ``killed / (generated - stillborn -
 equivalent)`` (timeouts and errors count as detected and are listed apart).
-Survivors come with an input that kills them and a ready-to-paste test.
+Survivors come with an input that kills them and a ready-to-paste test,
+found on a pool of random inputs grown from the tests' inputs with the input
+paths the policy reads. A survivor is flagged *likely equivalent* (and left
+out of the score) only when some pool input reaches the mutated line (line
+coverage of the original) and none tells it apart; an unreached one stays a
+survivor.
 
 Tuning (:class:`Tuner`) treats candidate variants of noisy rules (constant and
 threshold mutants) as arms of a conservative bandit over a labelled decision
@@ -240,6 +245,10 @@ class MutantResult:
     suggested_test: str | None
     cached: bool
     millis: float
+    #: For survivors and likely-equivalent mutants: how many inputs of the
+    #: random pool evaluate the mutated lines of the original policy (0: not
+    #: reached, so never called equivalent); ``None`` when not checked.
+    reached: int | None = None
 
 
 @dataclass
@@ -269,7 +278,7 @@ class MutationReport:
                 original=m["mutant"]["original"], replacement=m["mutant"]["replacement"],
                 diff=m["mutant"]["diff"], status=m["status"], detail=m["detail"],
                 killing_input=m["killing_input"], suggested_test=m["suggested_test"], cached=m["cached"],
-                millis=m["millis"],
+                millis=m["millis"], reached=m.get("reached"),
             )
             for m in d["mutants"]
         ]
@@ -317,6 +326,8 @@ class MutationReport:
             lines.append(f"  survived {m.file}:{m.line}:{m.col} [{m.operator}] {m.diff}")
             if m.suggested_test:
                 lines.append("    a test that kills it:\n      " + m.suggested_test.replace("\n", "\n      "))
+            elif m.detail:
+                lines.append(f"    {m.detail}")
         for s in self.skipped:
             lines.append(f"  skipped {s.what}: {s.reason}")
         return "\n".join(lines)
@@ -390,6 +401,8 @@ def sarif(report: MutationReport, tool_version: str | None = None) -> dict[str, 
         msg = f"Surviving mutant ({m.operator}): {m.diff}. No test or decision detects this change."
         if m.suggested_test:
             msg += f" A test that kills it: {m.suggested_test}"
+        elif m.reached == 0:
+            msg += " No random input reaches it either, so it is not called equivalent."
         results.append({
             "ruleId": f"rego-mutant/{m.operator}",
             "ruleIndex": OPERATORS.index(m.operator),
@@ -401,7 +414,8 @@ def sarif(report: MutationReport, tool_version: str | None = None) -> dict[str, 
                            "snippet": {"text": m.original}},
             }}],
             "partialFingerprints": {"mutantId": m.id},
-            "properties": {"replacement": m.replacement, "diff": m.diff, "killingInput": m.killing_input},
+            "properties": {"replacement": m.replacement, "diff": m.diff, "killingInput": m.killing_input,
+                           "reached": m.reached},
         })
     from . import __version__
 

@@ -137,7 +137,7 @@ fn merge(dst: &mut Json, src: Json, at: &str, origin: &str) -> Result<()> {
 }
 
 /// Parse one module; `Ok(true)` if it needs v0 mode.
-fn parse_module(path: &str, text: &str, v1: bool) -> Result<regorus::unstable::Module> {
+pub(crate) fn parse_module(path: &str, text: &str, v1: bool) -> Result<regorus::unstable::Module> {
     guarded(|| {
         let source = Source::from_contents(path.to_string(), text.to_string())
             .map_err(|e| syntax_error(path, &e))?;

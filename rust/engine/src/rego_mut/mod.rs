@@ -10,7 +10,9 @@
 //! `with` removal, ...). [`run`] compiles every mutant (stillborn ones do not
 //! compile), runs the policy's own tests and any labelled decisions against it
 //! in parallel (rayon) with a per-mutant deadline, and flags likely-equivalent
-//! survivors by differential evaluation on random inputs. Scores follow PIT
+//! survivors by differential evaluation on random inputs ([`shape`] grows
+//! them with the input paths the policy reads; a survivor whose lines no
+//! random input reaches is never flagged). Scores follow PIT
 //! and Stryker: `killed / (generated − stillborn − equivalent)`, where
 //! timeouts and errors count as detected but are listed apart.
 //!
@@ -21,6 +23,7 @@ pub mod check;
 pub mod load;
 pub mod ops;
 pub mod run;
+pub mod shape;
 pub mod v1;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

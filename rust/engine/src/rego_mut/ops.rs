@@ -536,7 +536,7 @@ pub fn generate(ast: &Ast, module: usize, file: &str, src: &str, ops: &[Operator
         let mut w = Walker { src, edits: vec![] };
         w.rule(rule);
         let mut edits = w.edits;
-        edits.sort_by(|a, b| (a.start, a.end).cmp(&(b.start, b.end)));
+        edits.sort_by_key(|a| (a.start, a.end));
         for (n, ed) in edits.into_iter().enumerate() {
             if !ops.contains(&ed.op) {
                 continue;

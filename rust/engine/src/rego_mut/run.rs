@@ -6,10 +6,14 @@
 //! original policy's. The first changed outcome kills the mutant. A deadline
 //! per mutant bounds the work (regorus's cooperative execution timer inside an
 //! evaluation, a wall-clock check between evaluations). Survivors are then
-//! evaluated against the original on a pool of random inputs derived from the
-//! tests' and decisions' inputs and the policy's constants: a difference gives
-//! an input (and a ready-to-paste test) that kills the survivor; no difference
-//! flags it as likely equivalent. Mutants run in parallel on a rayon pool.
+//! evaluated against the original on a pool of random inputs: the tests' and
+//! decisions' inputs, perturbations of them, and inputs grown from them (and
+//! from `{}`) with the input paths the policy reads ([`super::shape`]),
+//! chosen to cover as many lines of the original as they can. A difference
+//! gives an input (and a ready-to-paste test) that kills the survivor. No
+//! difference flags it as likely equivalent only if some pool input makes the
+//! original evaluate the mutated lines (regorus's line coverage); otherwise
+//! it stays a survivor, "not reached". Mutants run in parallel on a rayon pool.
 //!
 //! Incremental runs key each mutant by BLAKE3 over its edit, the text of its
 //! rule and of every rule that rule names (transitively), and everything the
@@ -30,6 +34,7 @@ use serde_json::Value as Json;
 
 use super::load::{package_path, rule_name, Decision, PolicySet, Skipped};
 use super::ops::{generate, Mutant, Operator};
+use super::shape::{edits, input_shape, Generator, Rng};
 use super::{guarded, is_time_limit, syntax_error, RegoError, Result};
 
 /// Options of a mutation run.
@@ -89,6 +94,11 @@ pub struct MutantResult {
     pub killing_input: Option<Json>,
     /// For survivors: a `test_` rule that would kill the mutant.
     pub suggested_test: Option<String>,
+    /// For survivors and likely-equivalent mutants: how many inputs of the
+    /// random pool evaluate the mutated lines of the original policy (0: the
+    /// mutant is not reached, so it cannot be called equivalent).
+    #[serde(default)]
+    pub reached: Option<usize>,
     /// The verdict came from an earlier run (incremental).
     pub cached: bool,
     pub millis: f64,
@@ -141,6 +151,8 @@ pub struct Cached {
     pub detail: String,
     pub killing_input: Option<Json>,
     pub suggested_test: Option<String>,
+    #[serde(default)]
+    pub reached: Option<usize>,
 }
 
 /// One outcome of one evaluation.
@@ -572,25 +584,6 @@ pub fn rego_literal(v: &Value) -> String {
 
 // ---------------------------------------------------------------- inputs
 
-/// SplitMix64: a small, seedable generator (no global state).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
 /// String and number constants of the policy's own text.
 fn constants(set: &PolicySet) -> (Vec<String>, Vec<f64>) {
     let mut strs = BTreeSet::new();
@@ -745,6 +738,157 @@ fn perturb(v: &mut Json, rng: &mut Rng, strs: &[String], nums: &[f64]) {
     }
 }
 
+/// Byte spans of every `X` in `with input as X` of a module (in nested
+/// queries too).
+fn with_input_spans(ast: &regorus::unstable::Module) -> Vec<(usize, usize)> {
+    use regorus::unstable::{Expr, Literal, Query};
+    fn q(query: &Query, out: &mut Vec<(usize, usize)>) {
+        for s in &query.stmts {
+            for w in &s.with_mods {
+                if w.refr.span().text() == "input" {
+                    let sp = w.r#as.span();
+                    out.push((sp.start as usize, sp.end as usize));
+                }
+                e(&w.r#as, out);
+            }
+            match &s.literal {
+                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => e(expr, out),
+                Literal::SomeIn { collection, .. } => e(collection, out),
+                Literal::Every { domain, query, .. } => {
+                    e(domain, out);
+                    q(query, out);
+                }
+                Literal::SomeVars { .. } => {}
+            }
+        }
+    }
+    fn e(expr: &Expr, out: &mut Vec<(usize, usize)>) {
+        match expr {
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                e(term, out);
+                q(query, out);
+            }
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => {
+                e(key, out);
+                e(value, out);
+                q(query, out);
+            }
+            Expr::Call { params, .. } => params.iter().for_each(|p| e(p, out)),
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                items.iter().for_each(|i| e(i, out))
+            }
+            Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
+                e(k, out);
+                e(v, out);
+            }),
+            Expr::UnaryExpr { expr, .. } => e(expr, out),
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                e(lhs, out);
+                e(rhs, out);
+            }
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    for r in &ast.policy {
+        if let Rule::Spec { bodies, .. } = r.as_ref() {
+            for b in bodies {
+                q(&b.query, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// The name of the extension that records the tests' inputs.
+const CAPTURE: &str = "__maestro_input";
+/// At most this many captured inputs are kept.
+const MAX_CAPTURED: usize = 512;
+
+/// Every value the tests give `input` as they run on the original policy:
+/// each `with input as X` of the test modules becomes
+/// `with input as __maestro_input(X)`, an extension function that records
+/// its argument and returns it. This finds the inputs that tests build in
+/// local variables or helper rules (`inp := {"review": review(...)}` then
+/// `with input as inp`), which the text alone does not give.
+fn captured_inputs(set: &PolicySet, tests: &[String], limit: Duration, now_ns: i64) -> Vec<Value> {
+    use std::sync::{Arc, Mutex};
+    let store: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(vec![]));
+    let sink = Arc::clone(&store);
+    let r = guarded(|| {
+        let mut engine = regorus::Engine::new();
+        engine.set_rego_v0(set.rego_v0);
+        engine.set_strict_builtin_errors(false);
+        engine.set_gather_prints(true);
+        for (i, m) in set.modules.iter().enumerate() {
+            let mut text = m.text.clone();
+            if m.is_test {
+                let mut spans = with_input_spans(&set.parse(i)?);
+                spans.sort_unstable();
+                spans.dedup();
+                // Only the outermost (a `with` inside another's value is
+                // recorded through it), edited from the end of the text.
+                let outer: Vec<(usize, usize)> = spans
+                    .iter()
+                    .filter(|(s, e)| {
+                        !spans
+                            .iter()
+                            .any(|(s2, e2)| (s2, e2) != (s, e) && s2 <= s && e <= e2)
+                    })
+                    .copied()
+                    .collect();
+                for (s, e) in outer.into_iter().rev() {
+                    if text.get(s..e).is_some() {
+                        text.insert(e, ')');
+                        text.insert_str(s, &format!("{CAPTURE}("));
+                    }
+                }
+            }
+            engine
+                .add_policy(m.path.clone(), text)
+                .map_err(|e| syntax_error(&m.path, &e))?;
+        }
+        engine
+            .add_data(to_value(&set.data)?)
+            .map_err(|e| RegoError::Invalid(format!("{e:#}")))?;
+        pin(&mut engine, now_ns)?;
+        engine
+            .add_extension(
+                CAPTURE.into(),
+                1,
+                Box::new(move |args: Vec<Value>| {
+                    let v = args.into_iter().next().unwrap_or(Value::Undefined);
+                    if let Ok(mut seen) = sink.lock() {
+                        if seen.len() < MAX_CAPTURED && !seen.contains(&v) {
+                            seen.push(v.clone());
+                        }
+                    }
+                    Ok(v)
+                }),
+            )
+            .map_err(|e| RegoError::Invalid(format!("{e:#}")))?;
+        engine.set_execution_timer_config(timer(limit));
+        let mut ev = Evaluator {
+            engine,
+            rules: HashMap::new(),
+        };
+        for t in tests {
+            let _ = ev.test_outcome(t);
+        }
+        Ok(())
+    });
+    if r.is_err() {
+        return vec![];
+    }
+    let got = store.lock().map(|v| v.clone()).unwrap_or_default();
+    got
+}
+
 /// Inputs the tests use (`with input as <expr>`, evaluated where constant).
 fn test_inputs(set: &PolicySet, ev: &mut Evaluator) -> Vec<Json> {
     let mut out = vec![];
@@ -808,10 +952,11 @@ fn collect_with_inputs(text: &str, out: &mut Vec<String>) {
                         depth -= 1;
                     }
                     b'\n' | b';' if depth == 0 && started => break,
-                    b' ' if depth == 0 && started => {
-                        if after[end..].trim_start().starts_with("with ") {
-                            break;
-                        }
+                    b' ' if depth == 0
+                        && started
+                        && after[end..].trim_start().starts_with("with ") =>
+                    {
+                        break;
                     }
                     _ => {}
                 }
@@ -919,9 +1064,13 @@ struct Ctx<'a> {
     decisions: Vec<(String, Value)>,
     decision_base: Vec<Outcome>,
     pool: Vec<Value>,
-    /// Non-test packages: `data.<pkg>` queries compared on the pool.
+    /// Non-test rules: `data.<pkg>.<rule>` queries compared on the pool,
+    /// the `roots` first ones named by no other rule.
     packages: Vec<String>,
+    roots: usize,
     pool_base: Vec<Vec<Outcome>>,
+    /// Per pool input: the `(module, line)`s the original evaluates on it.
+    pool_cov: Vec<BTreeSet<(usize, u32)>>,
     timeout: Duration,
     /// Names always bound, and each module's own static problems (see
     /// [`super::check`]): a mutant is stillborn when it adds one.
@@ -1065,24 +1214,130 @@ fn run_one(ctx: &Ctx<'_>, m: &Mutant) -> (Status, String) {
     (Status::Survived, String::new())
 }
 
+/// The verdict of the equivalence check on one survivor.
+struct Equivalence {
+    status: Status,
+    detail: String,
+    killing_input: Option<Json>,
+    suggested_test: Option<String>,
+    /// Pool inputs on which the original evaluates the mutated lines.
+    reached: usize,
+}
+
+/// The lines `(module, line)` a mutant edits, in the original module.
+fn mutated_lines(set: &PolicySet, m: &Mutant) -> Vec<(usize, u32)> {
+    let extra = set
+        .modules
+        .get(m.module)
+        .and_then(|md| md.text.get(m.start..m.end))
+        .map(|t| t.matches('\n').count() as u32)
+        .unwrap_or(0);
+    (m.line..=m.line + extra).map(|l| (m.module, l)).collect()
+}
+
+/// The survivor told apart by pool input `i` at rule `p`: that input and a
+/// `test_` rule checking the original's outcome there.
+fn killing(ctx: &Ctx<'_>, m: &Mutant, v0: bool, i: usize, p: usize, reached: usize) -> Equivalence {
+    let rule = ctx.packages.get(p).cloned().unwrap_or_default();
+    let base = ctx.pool_base.get(i).and_then(|b| b.get(p));
+    let input = ctx.pool.get(i);
+    let want = match base {
+        Some(Outcome::Value(v)) => Some(rego_literal(v)),
+        _ => None,
+    };
+    let input_lit = input.map(rego_literal).unwrap_or_else(|| "{}".into());
+    let name = format!("test_kills_{}", m.id.replace(':', "_"));
+    let kw = if v0 { "" } else { " if" };
+    let one_line = match &want {
+        Some(w) => format!("{name}{kw} {{\n    {rule} == {w} with input as {input_lit}\n}}"),
+        None => format!("{name}{kw} {{\n    not {rule} with input as {input_lit}\n}}"),
+    };
+    // regorus's v0 parser rejects some long one-line comparisons followed
+    // by `with` (seen on Gatekeeper's messages, cause not isolated); the
+    // same check split over statements parses, so the first form that
+    // parses is suggested.
+    let parses = |t: &str| {
+        super::load::parse_module("suggested.rego", &format!("package p\n\n{t}\n"), !v0).is_ok()
+    };
+    let mut forms = vec![];
+    if let Some(w) = &want {
+        forms.push(format!(
+            "{name}{kw} {{\n    got := {rule} with input as {input_lit}\n    got == {w}\n}}"
+        ));
+        forms.push(format!(
+            "{name}{kw} {{\n    inp := {input_lit}\n    want := {w}\n    {rule} == want with input as inp\n}}"
+        ));
+    } else {
+        forms.push(format!(
+            "{name}{kw} {{\n    inp := {input_lit}\n    not {rule} with input as inp\n}}"
+        ));
+    }
+    let test = if parses(&one_line) {
+        one_line
+    } else {
+        forms.into_iter().find(|t| parses(t)).unwrap_or(one_line)
+    };
+    Equivalence {
+        status: Status::Survived,
+        detail: format!("differs from the original on a random input at {rule}"),
+        killing_input: input.and_then(to_json),
+        suggested_test: Some(test),
+        reached,
+    }
+}
+
 /// Differential evaluation of a survivor on the random pool.
-fn equivalence(
-    ctx: &Ctx<'_>,
-    m: &Mutant,
-    v0: bool,
-) -> (Status, String, Option<Json>, Option<String>) {
+///
+/// Only the pool inputs on which the original policy evaluates one of the
+/// mutated lines (regorus's line coverage, gathered once per run on the
+/// original) can tell the mutant apart: up to the first evaluation of the
+/// mutated code the two run alike. A survivor that no pool input reaches is
+/// left *survived* (nothing supports calling it equivalent); one that some
+/// inputs reach and none tells apart is flagged likely equivalent.
+fn equivalence(ctx: &Ctx<'_>, m: &Mutant, v0: bool) -> Equivalence {
+    let lines = mutated_lines(ctx.set, m);
+    let reaching: Vec<usize> = ctx
+        .pool_cov
+        .iter()
+        .enumerate()
+        .filter(|(_, cov)| lines.iter().any(|l| cov.contains(l)))
+        .map(|(i, _)| i)
+        .collect();
+    let survived = |detail: String, reached: usize| Equivalence {
+        status: Status::Survived,
+        detail,
+        killing_input: None,
+        suggested_test: None,
+        reached,
+    };
+    if reaching.is_empty() {
+        return survived(
+            format!(
+                "not reached: the original evaluates L{} on none of {} random inputs",
+                m.line,
+                ctx.pool.len()
+            ),
+            0,
+        );
+    }
     let Some(text) = ctx
         .set
         .modules
         .get(m.module)
         .and_then(|md| m.apply(&md.text))
     else {
-        return (Status::Survived, String::new(), None, None);
+        return survived(String::new(), reaching.len());
     };
     let Ok(mut ev) = ctx.evaluator(m, &text) else {
-        return (Status::Survived, String::new(), None, None);
+        return survived(String::new(), reaching.len());
     };
-    for (i, input) in ctx.pool.iter().enumerate() {
+    // A difference at a rule no other rule names (the decision) makes the
+    // better test; one only at a helper rule is kept in case none does.
+    let mut helper_only: Option<(usize, usize)> = None;
+    for &i in &reaching {
+        let Some(input) = ctx.pool.get(i) else {
+            continue;
+        };
         for (p, pkg) in ctx.packages.iter().enumerate() {
             let Some(base) = ctx.pool_base.get(i).and_then(|b| b.get(p)) else {
                 continue;
@@ -1095,37 +1350,189 @@ fn equivalence(
                 continue;
             }
             if &o != base {
-                let (rule, want) = match base {
-                    Outcome::Value(v) => (pkg.clone(), Some(v.clone())),
-                    _ => (pkg.clone(), None),
-                };
-                let input_json = to_json(input);
-                let input_lit = rego_literal(input);
-                let name = format!("test_kills_{}", m.id.replace(':', "_"));
-                let check = match &want {
-                    Some(v) => format!("{rule} == {}", rego_literal(v)),
-                    None => format!("not {rule}"),
-                };
-                let kw = if v0 { "" } else { " if" };
-                let t = format!("{name}{kw} {{\n    {check} with input as {input_lit}\n}}");
-                return (
-                    Status::Survived,
-                    format!("differs from the original on a random input at {rule}"),
-                    input_json,
-                    Some(t),
-                );
+                if p < ctx.roots {
+                    return killing(ctx, m, v0, i, p, reaching.len());
+                }
+                helper_only.get_or_insert((i, p));
+                break;
             }
         }
     }
-    (
-        Status::Equivalent,
-        format!(
-            "likely equivalent: no difference on {} random inputs",
+    if let Some((i, p)) = helper_only {
+        return killing(ctx, m, v0, i, p, reaching.len());
+    }
+    Equivalence {
+        status: Status::Equivalent,
+        detail: format!(
+            "likely equivalent: L{} reached on {} of {} random inputs, no difference",
+            m.line,
+            reaching.len(),
             ctx.pool.len()
         ),
-        None,
-        None,
-    )
+        killing_input: None,
+        suggested_test: None,
+        reached: reaching.len(),
+    }
+}
+
+type Pool = (Vec<Value>, Vec<Vec<Outcome>>, Vec<BTreeSet<(usize, u32)>>);
+/// A candidate input, the original's outcomes on it and the lines it evaluates.
+type Candidate = (Value, Vec<Outcome>, BTreeSet<(usize, u32)>);
+
+/// Where the tests' inputs come from, for [`random_pool`].
+struct Seeding<'a> {
+    decisions: &'a [Decision],
+    tests: &'a [String],
+    /// Time limit of each test evaluation while capturing inputs.
+    limit: Duration,
+    now_ns: i64,
+}
+
+/// The random input pool of the equivalence check, with the original's
+/// outcome on each rule and the lines it evaluates, per input.
+///
+/// Candidates: the tests' and decisions' inputs (the seeds), perturbations of
+/// the seeds (values changed, fields removed), and inputs grown from the
+/// seeds and from `{}` with the input paths the policy reads (see
+/// [`super::shape`]), twice as many of those. The original runs on every
+/// candidate with regorus's coverage on; the pool keeps, in candidate order,
+/// each candidate that evaluates a line no earlier pick does, then fills up
+/// to `equivalence_samples` with random picks. All from `opts.seed`.
+fn random_pool(
+    set: &PolicySet,
+    seeding: &Seeding<'_>,
+    opts: &Options,
+    base_ev: &mut Evaluator,
+    packages: &[String],
+) -> Result<Pool> {
+    let Seeding {
+        decisions,
+        tests,
+        limit,
+        now_ns,
+    } = *seeding;
+    let n = opts.equivalence_samples;
+    let (strs, nums) = constants(set);
+    let mut seeds: Vec<Json> = decisions.iter().map(|d| d.input.clone()).collect();
+    let captured = captured_inputs(set, tests, limit, now_ns);
+    for j in captured
+        .iter()
+        .filter_map(to_json)
+        .chain(test_inputs(set, base_ev))
+    {
+        if !seeds.contains(&j) {
+            seeds.push(j);
+        }
+    }
+    let mut bases = seeds.clone();
+    let empty = Json::Object(Default::default());
+    if !bases.contains(&empty) {
+        bases.push(empty);
+    }
+    let mut asts = vec![];
+    for (i, m) in set.modules.iter().enumerate() {
+        if !m.is_test {
+            asts.push(set.parse(i)?);
+        }
+    }
+    let gen = Generator::new(input_shape(asts.iter()), &strs, &nums, &seeds);
+    let mut rng = Rng(opts.seed);
+    let mut candidates: Vec<Json> = seeds.iter().take(2 * n).cloned().collect();
+    let mut guard = 0;
+    let mut made = 0;
+    while made < 3 * n && guard < 3 * n * 20 {
+        guard += 1;
+        let Some(seed) = bases.get(rng.below(bases.len())) else {
+            break;
+        };
+        let v = if made % 3 == 0 && !seeds.is_empty() {
+            let mut v = seeds[rng.below(seeds.len())].clone();
+            for _ in 0..edits(&mut rng) {
+                perturb(&mut v, &mut rng, &strs, &nums);
+            }
+            v
+        } else {
+            gen.grow(seed, &mut rng)
+        };
+        if !candidates.contains(&v) {
+            candidates.push(v);
+            made += 1;
+        }
+    }
+    // The original on every candidate, with line coverage.
+    let mut cov_ev = Evaluator {
+        engine: base_ev.engine.clone(),
+        rules: base_ev.rules.clone(),
+    };
+    guarded(|| {
+        cov_ev.engine.set_enable_coverage(true);
+        Ok(())
+    })?;
+    let module_of: HashMap<&str, usize> = set
+        .modules
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.is_test)
+        .map(|(i, m)| (m.path.as_str(), i))
+        .collect();
+    let mut evaluated: Vec<Candidate> = vec![];
+    for c in &candidates {
+        let Ok(v) = to_value(c) else { continue };
+        let outs: Vec<Outcome> = packages
+            .iter()
+            .map(|p| strip_tests(cov_ev.outcome(p, Some(&v))))
+            .collect();
+        let cov = guarded(|| {
+            let report = cov_ev
+                .engine
+                .get_coverage_report()
+                .map_err(|e| RegoError::Invalid(format!("coverage: {e:#}")))?;
+            cov_ev.engine.clear_coverage_data();
+            let mut lines = BTreeSet::new();
+            for f in &report.files {
+                if let Some(&i) = module_of.get(f.path.as_str()) {
+                    lines.extend(f.covered.iter().map(|&l| (i, l)));
+                }
+            }
+            Ok(lines)
+        })
+        .unwrap_or_default();
+        evaluated.push((v, outs, cov));
+    }
+    // Greedy cover: the candidate adding the most lines not yet evaluated
+    // (the first of equals), while any adds one.
+    let mut chosen = vec![false; evaluated.len()];
+    let mut seen: BTreeSet<(usize, u32)> = BTreeSet::new();
+    let mut picks = vec![];
+    while picks.len() < n {
+        let best = evaluated
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !chosen[*i])
+            .map(|(i, (_, _, cov))| (cov.difference(&seen).count(), i))
+            .filter(|(gain, _)| *gain > 0)
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let Some((_, i)) = best else { break };
+        seen.extend(evaluated[i].2.iter().copied());
+        chosen[i] = true;
+        picks.push(i);
+    }
+    let mut rest: Vec<usize> = (0..evaluated.len()).filter(|&i| !chosen[i]).collect();
+    while picks.len() < n && !rest.is_empty() {
+        picks.push(rest.remove(rng.below(rest.len())));
+    }
+    picks.sort_unstable();
+    let mut pool = vec![];
+    let mut pool_base = vec![];
+    let mut pool_cov = vec![];
+    for (i, (v, outs, cov)) in evaluated.into_iter().enumerate() {
+        if picks.binary_search(&i).is_ok() {
+            pool.push(v);
+            pool_base.push(outs);
+            pool_cov.push(cov);
+        }
+    }
+    Ok((pool, pool_base, pool_cov))
 }
 
 /// Generate every mutant of the set's non-test modules.
@@ -1240,46 +1647,23 @@ pub fn run(
     }
     baseline.decisions = dec.len();
 
-    // Random input pool for the equivalence check.
-    let (strs, nums) = constants(set);
-    let mut seeds: Vec<Json> = decisions.iter().map(|d| d.input.clone()).collect();
-    for j in test_inputs(set, &mut base_ev) {
-        if !seeds.contains(&j) {
-            seeds.push(j);
-        }
-    }
-    if seeds.is_empty() {
-        seeds.push(Json::Object(Default::default()));
-    }
-    let mut rng = Rng(opts.seed);
-    let mut pool_json: Vec<Json> = vec![];
-    for s in seeds.iter().take(opts.equivalence_samples.min(seeds.len())) {
-        pool_json.push(s.clone());
-    }
-    let mut guard = 0;
-    while pool_json.len() < opts.equivalence_samples && guard < opts.equivalence_samples * 20 {
-        guard += 1;
-        let Some(seed) = seeds.get(rng.below(seeds.len())) else {
-            break;
-        };
-        let mut v = seed.clone();
-        for _ in 0..=rng.below(3) {
-            perturb(&mut v, &mut rng, &strs, &nums);
-        }
-        if !pool_json.contains(&v) {
-            pool_json.push(v);
-        }
-    }
-    let pool: Vec<Value> = pool_json.iter().filter_map(|j| to_value(j).ok()).collect();
     // Each non-test rule of the policy on its own (not the package
     // document, which would evaluate every `test_` rule sharing the
-    // package for each random input).
+    // package for each random input). The rules no other rule names (the
+    // decisions: `violation`, `deny`, `allow`) come first, so that a
+    // suggested test checks one of them rather than a helper when both differ.
     let mut packages = BTreeSet::new();
+    let mut named_by_others: BTreeSet<String> = BTreeSet::new();
     for (i, m) in set.modules.iter().enumerate() {
         if !m.is_test {
             let ast = set.parse(i)?;
             let pkg = package_path(&ast);
             for r in &ast.policy {
+                let name = rule_name(r);
+                let first = name.split(['.', '[']).next().unwrap_or("").trim();
+                let mut ids = idents(r.span().text());
+                ids.remove(first);
+                named_by_others.extend(ids);
                 if let Rule::Spec {
                     head: regorus::unstable::RuleHead::Func { .. },
                     ..
@@ -1287,24 +1671,30 @@ pub fn run(
                 {
                     continue;
                 }
-                let name = rule_name(r);
-                let first = name.split(['.', '[']).next().unwrap_or("").trim();
                 if !first.is_empty() && !first.starts_with("test_") {
-                    packages.insert(format!("data.{pkg}.{first}"));
+                    packages.insert((first.to_string(), format!("data.{pkg}.{first}")));
                 }
             }
         }
     }
-    let packages: Vec<String> = packages.into_iter().collect();
-    let pool_base: Vec<Vec<Outcome>> = pool
+    let mut packages: Vec<(String, String)> = packages.into_iter().collect();
+    packages.sort_by_key(|(first, q)| (named_by_others.contains(first), q.clone()));
+    let roots = packages
         .iter()
-        .map(|inp| {
-            packages
-                .iter()
-                .map(|p| strip_tests(base_ev.outcome(p, Some(inp))))
-                .collect()
-        })
-        .collect();
+        .filter(|(first, _)| !named_by_others.contains(first))
+        .count();
+    let packages: Vec<String> = packages.into_iter().map(|(_, q)| q).collect();
+    let (pool, pool_base, pool_cov) = if opts.equivalence_samples > 0 {
+        let seeding = Seeding {
+            decisions,
+            tests: &tests,
+            limit: timeout.saturating_mul(4),
+            now_ns,
+        };
+        random_pool(set, &seeding, opts, &mut base_ev, &packages)?
+    } else {
+        (vec![], vec![], vec![])
+    };
 
     let mut all = mutants(set, &opts.operators)?;
     if let Some(n) = opts.max_mutants {
@@ -1319,6 +1709,8 @@ pub fn run(
     }
     let fp = h(&[
         crate::VERSION.as_bytes(),
+        // The equivalence check's method: verdicts of an older one are not reused.
+        b"equivalence: structure-aware pool, reach by line coverage",
         ctx_fp.as_bytes(),
         serde_json::to_string(&set.data)
             .unwrap_or_default()
@@ -1372,7 +1764,9 @@ pub fn run(
         decision_base,
         pool,
         packages,
+        roots,
         pool_base,
+        pool_cov,
         timeout,
         globals,
         problems,
@@ -1393,6 +1787,7 @@ pub fn run(
                         detail: c.detail.clone(),
                         killing_input: c.killing_input.clone(),
                         suggested_test: c.suggested_test.clone(),
+                        reached: c.reached,
                         cached: true,
                         millis: 0.0,
                         key: key.clone(),
@@ -1401,12 +1796,14 @@ pub fn run(
                     let (mut status, mut detail) = run_one(&ctx, m);
                     let mut ki = None;
                     let mut st = None;
+                    let mut reached = None;
                     if status == Status::Survived && !ctx.pool.is_empty() {
-                        let (s2, d2, k2, t2) = equivalence(&ctx, m, set.rego_v0);
-                        status = s2;
-                        detail = d2;
-                        ki = k2;
-                        st = t2;
+                        let e = equivalence(&ctx, m, set.rego_v0);
+                        status = e.status;
+                        detail = e.detail;
+                        ki = e.killing_input;
+                        st = e.suggested_test;
+                        reached = Some(e.reached);
                     }
                     MutantResult {
                         mutant: m.clone(),
@@ -1414,6 +1811,7 @@ pub fn run(
                         detail,
                         killing_input: ki,
                         suggested_test: st,
+                        reached,
                         cached: false,
                         millis: t.elapsed().as_secs_f64() * 1e3,
                         key: key.clone(),
@@ -1509,6 +1907,7 @@ pub fn cache_rows(report: &Report) -> Vec<(String, Cached)> {
                     detail: r.detail.clone(),
                     killing_input: r.killing_input.clone(),
                     suggested_test: r.suggested_test.clone(),
+                    reached: r.reached,
                 },
             )
         })
@@ -1676,5 +2075,141 @@ mod tests {
             .mutants
             .iter()
             .any(|m| m.status == Status::Killed && m.detail.starts_with("decision")));
+    }
+
+    const TWO_LISTS: &str = "package p\n\ndeny contains msg if {\n    c := input.spec.containers[_]\n    not startswith(c.image, \"ok/\")\n    msg := sprintf(\"bad %v\", [c.image])\n}\n\ndeny contains msg if {\n    c := input.spec.ephemeralContainers[_]\n    not startswith(c.image, \"ok/\")\n    msg := sprintf(\"bad %v\", [c.image])\n}\n";
+    const TWO_LISTS_TEST: &str = "package p\n\ntest_bad if { count(deny) == 1 with input as {\"spec\": {\"containers\": [{\"image\": \"evil/x\"}]}} }\n\ntest_ok if { count(deny) == 0 with input as {\"spec\": {\"containers\": [{\"image\": \"ok/x\"}]}} }\n";
+
+    /// Mutants of the rule over `ephemeralContainers`, which no test input
+    /// has: perturbing the tests' inputs never reaches them (they were
+    /// flagged equivalent); inputs grown from the policy's paths do, and the
+    /// suggested tests kill them.
+    #[test]
+    fn untested_field_gives_survivors_with_killing_tests() {
+        let s = set(TWO_LISTS, TWO_LISTS_TEST);
+        let o = Options::default();
+        let r = run(&s, &[], &o, &no_prior, None).expect("run");
+        let second: Vec<&MutantResult> = r
+            .mutants
+            .iter()
+            .filter(|m| m.mutant.line >= 9 && !matches!(m.status, Status::Stillborn))
+            .collect();
+        assert!(!second.is_empty());
+        for m in &second {
+            assert_ne!(
+                m.status,
+                Status::Equivalent,
+                "{} {}",
+                m.mutant.diff,
+                m.detail
+            );
+            assert_ne!(m.status, Status::Killed, "{} {}", m.mutant.diff, m.detail);
+        }
+        let negation = second
+            .iter()
+            .find(|m| m.mutant.operator == Operator::NegationRemove)
+            .expect("negation removal in the untested rule");
+        assert_eq!(negation.status, Status::Survived);
+        assert!(negation.reached.unwrap_or(0) > 0);
+        let ki = negation.killing_input.as_ref().expect("killing input");
+        assert!(ki["spec"]["ephemeralContainers"].is_array(), "{ki}");
+        // Add every suggested test: each of those mutants is then killed.
+        let suggested: Vec<String> = second
+            .iter()
+            .filter_map(|m| m.suggested_test.clone())
+            .collect();
+        assert!(suggested.len() >= second.len() / 2, "{suggested:#?}");
+        let stronger = set(
+            TWO_LISTS,
+            &format!("{TWO_LISTS_TEST}\n{}\n", suggested.join("\n\n")),
+        );
+        let r2 = run(&stronger, &[], &o, &no_prior, None).expect("run 2");
+        for m in &second {
+            if m.suggested_test.is_none() {
+                continue;
+            }
+            let again = r2
+                .mutants
+                .iter()
+                .find(|x| x.mutant.id == m.mutant.id)
+                .expect("same mutant");
+            assert_eq!(
+                again.status,
+                Status::Killed,
+                "{} {}",
+                again.mutant.diff,
+                again.detail
+            );
+        }
+    }
+
+    /// `input.n >= 1` after `input.n > 5`: `>= 1` → `> 1` cannot change
+    /// anything (Rego orders values of every type, so also not for strings
+    /// or null); the line is reached, so the flag stands.
+    #[test]
+    fn reached_equivalent_mutant_is_still_flagged() {
+        let s = set(
+            "package p\n\nallow if {\n    input.n > 5\n    input.n >= 1\n}\n",
+            "package p\n\ntest_big if { allow with input as {\"n\": 10} }\n\ntest_small if { not allow with input as {\"n\": 3} }\n",
+        );
+        let r = run(&s, &[], &Options::default(), &no_prior, None).expect("run");
+        let m = r
+            .mutants
+            .iter()
+            .find(|m| m.mutant.original == ">=" && m.mutant.replacement == ">")
+            .expect("ROR >= to >");
+        assert_eq!(m.status, Status::Equivalent, "{}", m.detail);
+        assert!(m.reached.unwrap_or(0) > 0);
+        assert!(m.suggested_test.is_none());
+    }
+
+    /// A line the original never evaluates on the pool (the rule needs
+    /// `data.config.on`, which no input sets): not equivalent, survived.
+    #[test]
+    fn unreached_survivor_is_not_equivalent() {
+        let s = set(
+            "package p\n\nallow if input.n > 5\n\nextra if {\n    data.config.on\n    input.n > 100\n}\n",
+            "package p\n\ntest_big if { allow with input as {\"n\": 10} }\n\ntest_small if { not allow with input as {\"n\": 3} }\n",
+        );
+        let r = run(&s, &[], &Options::default(), &no_prior, None).expect("run");
+        let m = r
+            .mutants
+            .iter()
+            .find(|m| m.mutant.original == ">" && m.mutant.line == 7)
+            .expect("ROR on line 7");
+        assert_eq!(m.status, Status::Survived, "{}", m.detail);
+        assert_eq!(m.reached, Some(0));
+        assert!(m.detail.starts_with("not reached"), "{}", m.detail);
+        for m in r.mutants.iter().filter(|m| m.mutant.line == 7) {
+            assert_ne!(m.status, Status::Equivalent, "{}", m.mutant.diff);
+        }
+    }
+
+    /// Inputs built in a local variable or a helper rule of the tests are
+    /// seeds too (captured as the tests run), so the survivors of a rule
+    /// that needs their values are reached.
+    #[test]
+    fn tests_inputs_in_variables_are_captured() {
+        let s = set(
+            "package p\n\ndeny contains msg if {\n    input.review.object.metadata.name == \"system:edit\"\n    r := input.review.object.rules[_]\n    r.verbs[_] == \"create\"\n    msg := \"no\"\n}\n",
+            "package p\n\nreview(verbs) := {\"object\": {\"metadata\": {\"name\": \"system:edit\"}, \"rules\": [{\"verbs\": verbs}]}}\n\ntest_create if {\n    inp := {\"review\": review([\"create\"])}\n    count(deny) == 1 with input as inp\n}\n",
+        );
+        let ev = &mut Evaluator::new(&s, None, None).expect("evaluator");
+        // The text alone gives nothing (`inp` is local).
+        assert!(test_inputs(&s, ev).is_empty());
+        let tests = s.tests().expect("tests");
+        let got = captured_inputs(&s, &tests, Duration::from_secs(2), 0);
+        let want = to_value(&serde_json::json!({"review": {"object": {"metadata": {"name": "system:edit"}, "rules": [{"verbs": ["create"]}]}}})).expect("value");
+        assert_eq!(got, vec![want]);
+        let r = run(&s, &[], &Options::default(), &no_prior, None).expect("run");
+        // `msg := "no"` → `""` survives the test (it counts), and is told
+        // apart on the captured input.
+        let m = r
+            .mutants
+            .iter()
+            .find(|m| m.mutant.line == 7 && m.mutant.replacement == "\"\"")
+            .expect("constant mutant");
+        assert_eq!(m.status, Status::Survived, "{}", m.detail);
+        assert!(m.suggested_test.is_some(), "{}", m.detail);
     }
 }

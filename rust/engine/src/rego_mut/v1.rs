@@ -42,7 +42,7 @@ pub fn to_v1(path: &str, text: &str) -> Result<String> {
                 // The key as written between the brackets (a key's own span
                 // can stop short of a nested object's closing brace).
                 let key = head_text
-                    .strip_prefix(&*name)
+                    .strip_prefix(name)
                     .map(str::trim_start)
                     .and_then(|t| t.strip_prefix('['))
                     .and_then(|t| t.trim_end().strip_suffix(']'))
@@ -106,7 +106,7 @@ pub fn to_v1(path: &str, text: &str) -> Result<String> {
             )));
         }
     }
-    edits.sort_by(|a, b| b.0.cmp(&a.0));
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut out = text.to_string();
     for (pos, del, ins) in edits {
         if out.get(pos..pos + del).is_none() {
