@@ -802,6 +802,11 @@ pub fn engine_version() -> &'static str {
 const SPAN_KINDS: [&str; 5] = ["internal", "server", "client", "producer", "consumer"];
 const STATUS_CODES: [&str; 3] = ["unset", "ok", "error"];
 
+/// Attributes as (shared key, value) pairs.
+type Attrs = Vec<(Arc<str>, Value)>;
+/// A span event: time, name, attributes.
+type SpanEvent = (i64, String, Attrs);
+
 /// The fields of one finished span that the loaded guards can read, taken
 /// from the Python object on the request thread (no formatting, no
 /// attribute the guards do not name); the GIL-free feed thread builds the
@@ -817,9 +822,9 @@ struct RawSpan {
     status: &'static str,
     status_msg: Option<String>,
     scope: Option<String>,
-    resource: Arc<Vec<(Arc<str>, Value)>>,
+    resource: Arc<Attrs>,
     attrs: Vec<(Arc<str>, Value)>,
-    events: Vec<(i64, String, Vec<(Arc<str>, Value)>)>,
+    events: Vec<SpanEvent>,
 }
 
 enum FeedMsg {
@@ -920,7 +925,7 @@ pub struct SpanFeed {
     wanted: Wanted,
     /// Converted resource attributes, by resource object (the reference
     /// keeps the object alive, so its address is not reused).
-    resources: Mutex<Vec<(Py<PyAny>, Arc<Vec<(Arc<str>, Value)>>)>>,
+    resources: Mutex<Vec<(Py<PyAny>, Arc<Attrs>)>>,
     /// `opentelemetry.trace.SpanKind` and `StatusCode` members, by value
     /// (compared by identity on the fast path; empty without the SDK).
     kinds: Vec<Py<PyAny>>,
@@ -1143,7 +1148,7 @@ fn span_events(
     evs: &Bound<'_, PyAny>,
     [ts, name, attrs]: [&Bound<'_, pyo3::types::PyString>; 3],
     w: &Wanted,
-) -> PyResult<Vec<(i64, String, Vec<(Arc<str>, Value)>)>> {
+) -> PyResult<Vec<SpanEvent>> {
     let mut events = Vec::new();
     if evs.len().unwrap_or(1) == 0 {
         return Ok(events);
@@ -1322,11 +1327,7 @@ impl SpanFeed {
         }))
     }
 
-    fn resource_attrs(
-        &self,
-        py: Python<'_>,
-        res: &Bound<'_, PyAny>,
-    ) -> PyResult<Arc<Vec<(Arc<str>, Value)>>> {
+    fn resource_attrs(&self, py: Python<'_>, res: &Bound<'_, PyAny>) -> PyResult<Arc<Attrs>> {
         let mut cache = self
             .resources
             .lock()
