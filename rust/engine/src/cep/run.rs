@@ -751,6 +751,7 @@ struct StepCtx<'a> {
     alt: usize,
 }
 
+#[inline]
 fn abscap(s: &SeqIr, r: &Run) -> bool {
     s.absence.is_some() && s.accepting(r.stage, r.count)
 }
@@ -761,6 +762,7 @@ fn abscap(s: &SeqIr, r: &Run) -> bool {
 /// expired run cannot consume, so it keeps waiting on the absence while a
 /// later-starting twin moves on; such runs are merged only with the same
 /// start (`SeqIr::exact_merge`).
+#[inline]
 fn push_run(s: &SeqIr, runs: &mut SmallVec<[Run; 2]>, r: Run) {
     let cap = abscap(s, &r);
     for x in runs.iter_mut() {
@@ -864,6 +866,7 @@ fn expire(
 }
 
 /// Earliest event time at which `expire` would change something.
+#[inline]
 fn next_check(s: &SeqIr, ks: &KeyState) -> i64 {
     let mut m = i64::MAX;
     for r in &ks.runs {
@@ -880,6 +883,7 @@ fn next_check(s: &SeqIr, ks: &KeyState) -> i64 {
     m
 }
 
+#[inline]
 fn evictable(s: &SeqIr, ks: &KeyState) -> bool {
     ks.runs.is_empty() && ks.window.is_empty() && !s.anchored
 }
