@@ -313,3 +313,81 @@ def test_span_processor_overhead(benchmark: Any, io: bool) -> None:
                                                                    round(float(statistics.median(per_round)), 1),
                                                                    round(float(max(per_round)), 1)],
             loadavg=[round(x, 2) for x in os.getloadavg()])
+
+
+@pytest.mark.benchmark(group="span-processor")
+@pytest.mark.parametrize("io", [False, True], ids=["cpu-bound", "io-mixed"])
+def test_span_processor_overhead_paired(benchmark: Any, io: bool) -> None:
+    """The request-path cost alone: one TracerProvider whose span processor is
+    switched between a no-op ``SpanProcessor`` and ``GuardSpanProcessor`` from
+    one request to the next (pairs, alternating which goes first), so both
+    sides share the process, its threads, heap and caches and any drift. The
+    guard processor and its feed thread stay alive throughout: the feed
+    thread's work (matching, off the request path, every 50 ms) falls on both
+    sides alike, and its CPU is reported apart (``feed_cpu_us_per_span``).
+    95% bootstrap intervals resample blocks of 1000 pairs."""
+    pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    from maestro_core.otel import GuardSpanProcessor
+
+    pairs = int(os.environ.get("CEP_SPAN_PAIRS", "40000")) if N >= 1_000_000 else 600
+    block = 1000 if pairs >= 10_000 else 100
+    tp = TracerProvider()
+    noop, gp = SpanProcessor(), GuardSpanProcessor(guards.shipped(), lateness="5s")
+    tp.add_span_processor(noop)
+    multi = tp._active_span_processor  # the SDK's SynchronousMultiSpanProcessor
+    tr = tp.get_tracer("bench")
+    use_base, use_guards = (noop,), (gp,)
+
+    def one() -> tuple[np.ndarray, np.ndarray]:
+        base = np.empty(pairs)
+        ours = np.empty(pairs)
+        for procs in (use_base, use_guards):
+            multi._span_processors = procs
+            for _ in range(300):
+                _workload(tr, io)
+        for i in range(pairs):
+            for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+                multi._span_processors = use_guards if side else use_base
+                t0 = time.perf_counter_ns()
+                _workload(tr, io)
+                dt = (time.perf_counter_ns() - t0) / 1e3
+                if side:
+                    ours[i] = dt
+                else:
+                    base[i] = dt
+        return base, ours
+
+    cpu0 = time.thread_time()
+    t_all0 = time.process_time()
+    base, ours = benchmark.pedantic(one, rounds=1, iterations=1)
+    other_threads_cpu = (time.process_time() - t_all0) - (time.thread_time() - cpu0)
+    gp.force_flush()
+    st = gp.stats()
+    tp.shutdown()
+    assert gp.errors == [] and gp.late == 0 and len(gp.violations) == 0
+    b50, b95 = np.percentile(base, [50, 95])
+    o50, o95 = np.percentile(ours, [50, 95])
+    rng = np.random.default_rng(0)
+    nb = pairs // block
+    bb_, oo_ = base[: nb * block].reshape(nb, block), ours[: nb * block].reshape(nb, block)
+    boot50, boot95 = [], []
+    for _ in range(1000):
+        idx = rng.integers(0, nb, size=nb)
+        qb = np.percentile(bb_[idx], [50, 95])
+        qo = np.percentile(oo_[idx], [50, 95])
+        boot50.append((qo[0] / qb[0] - 1) * 100)
+        boot95.append((qo[1] / qb[1] - 1) * 100)
+    ci95 = [round(float(x), 2) for x in np.percentile(boot95, [2.5, 97.5])]
+    ci50 = [round(float(x), 2) for x in np.percentile(boot50, [2.5, 97.5])]
+    guarded_spans = 3 * (pairs + 300)
+    _record("span-processor", f"paired per request, no-op vs GuardSpanProcessor (all guards), {'io-mixed' if io else 'cpu-bound'} request",
+            pairs=pairs,
+            base_p50_us=round(float(b50), 1), base_p95_us=round(float(b95), 1),
+            guards_p50_us=round(float(o50), 1), guards_p95_us=round(float(o95), 1),
+            p95_overhead_pct=round(float((o95 / b95 - 1) * 100), 2), p95_overhead_ci95=ci95,
+            p50_overhead_pct=round(float((o50 / b50 - 1) * 100), 2), p50_overhead_ci95=ci50,
+            matched_events=st.get("events"),
+            feed_cpu_us_per_span=round(other_threads_cpu / guarded_spans * 1e6, 2),
+            loadavg=[round(x, 2) for x in os.getloadavg()])
