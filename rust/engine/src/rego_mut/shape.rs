@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use regorus::unstable::{AssignOp, Expr, Literal, Module as Ast, Query, Rule, RuleHead};
+use regorus::unstable::{AssignOp, Expr, Literal, Module as Ast, Query, Ref, Rule, RuleHead};
 use regorus::Value;
 use serde_json::Value as Json;
 
@@ -208,6 +208,33 @@ impl<'a> Interp<'a> {
         }
     }
 
+    /// `[key,] value in collection` (an expression, or `some` in a body):
+    /// the collection's member paths are read, and an unbound `value` is
+    /// bound to them.
+    fn member_of(
+        &mut self,
+        key: Option<&'a Ref<Expr>>,
+        value: &'a Ref<Expr>,
+        collection: &'a Ref<Expr>,
+        env: &mut Env,
+    ) {
+        let c = self.expr(collection, env);
+        let members = c.members();
+        for p in &members.paths {
+            self.record(p);
+        }
+        if self.is_unbound(value, env) {
+            self.bind(value, members, env);
+        } else {
+            self.expr(value, env);
+        }
+        if let Some(k) = key {
+            if !self.is_unbound(k, env) {
+                self.expr(k, env);
+            }
+        }
+    }
+
     fn expr(&mut self, e: &'a Expr, env: &mut Env) -> Av {
         match e {
             Expr::Var { span, .. } => self.var(span.text(), env),
@@ -271,21 +298,7 @@ impl<'a> Interp<'a> {
                 collection,
                 ..
             } => {
-                let c = self.expr(collection, env);
-                let members = c.members();
-                for p in &members.paths {
-                    self.record(p);
-                }
-                if self.is_unbound(value, env) {
-                    self.bind(value, members, env);
-                } else {
-                    self.expr(value, env);
-                }
-                if let Some(k) = key {
-                    if !self.is_unbound(k, env) {
-                        self.expr(k, env);
-                    }
-                }
+                self.member_of(key.as_ref(), value, collection, env);
                 Av::default()
             }
             Expr::BoolExpr { lhs, rhs, .. } => {
@@ -459,23 +472,7 @@ impl<'a> Interp<'a> {
                     value,
                     collection,
                     ..
-                } => {
-                    let c = self.expr(collection, env);
-                    let members = c.members();
-                    for p in &members.paths {
-                        self.record(p);
-                    }
-                    if self.is_unbound(value, env) {
-                        self.bind(value, members, env);
-                    } else {
-                        self.expr(value, env);
-                    }
-                    if let Some(k) = key {
-                        if !self.is_unbound(k, env) {
-                            self.expr(k, env);
-                        }
-                    }
-                }
+                } => self.member_of(key.as_ref(), value, collection, env),
                 Literal::Every {
                     value,
                     domain,
