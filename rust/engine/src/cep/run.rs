@@ -1542,7 +1542,7 @@ impl Matcher {
         let key = |p: &Pending| (p.time, p.seq);
         let k = self.buf_sorted.max(self.buf_head);
         self.buf[k..].sort_unstable_by_key(key);
-        if k > self.buf_head {
+        if k > self.buf_head && k < n {
             let first = key(&self.buf[k]);
             let from =
                 self.buf_head + self.buf[self.buf_head..k].partition_point(|x| key(x) <= first);
