@@ -69,7 +69,10 @@ def _burst_and_kill(home: Path, tag: str, acks_wanted: int, batch: int, delay: f
         os.kill(p.pid, signal.SIGKILL)
         # acknowledgements already written before the kill count too
         rest, _ = p.communicate(timeout=30)
-        for line in rest.splitlines():
+        # only whole lines are acknowledgements: the kill can cut the last
+        # one short (print writes its pieces, then the newline)
+        *whole, _cut = rest.split("\n")
+        for line in whole:
             i, b = line.split()
             acked[int(i)] = b.encode()
     finally:
