@@ -507,15 +507,7 @@ mod tests {
     use super::*;
 
     fn probs(src: &str) -> Vec<String> {
-        let m = crate::rego_mut::PolicySet::from_modules(
-            vec![crate::rego_mut::Module {
-                path: "p.rego".into(),
-                text: src.into(),
-                is_test: false,
-            }],
-            serde_json::Value::Null,
-        )
-        .expect("set");
+        let m = crate::rego_mut::test_set(src, None);
         let ast = m.parse(0).expect("parse");
         problems(&ast, &globals([&ast]))
     }

@@ -146,3 +146,22 @@ pub fn eval_once(
     let mut ev = run::Evaluator::new(set, None, None)?;
     ev.eval(query, Some(input))
 }
+
+/// A policy set of one policy module (and, if given, one test module), for
+/// the unit tests of the rego modules.
+#[cfg(test)]
+pub(crate) fn test_set(policy: &str, test: Option<&str>) -> PolicySet {
+    let mut modules = vec![Module {
+        path: "p.rego".into(),
+        text: policy.into(),
+        is_test: false,
+    }];
+    if let Some(t) = test {
+        modules.push(Module {
+            path: "p_test.rego".into(),
+            text: t.into(),
+            is_test: true,
+        });
+    }
+    PolicySet::from_modules(modules, serde_json::Value::Null).expect("test policy set")
+}

@@ -1917,25 +1917,9 @@ pub fn cache_rows(report: &Report) -> Vec<(String, Cached)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rego_mut::load::Module;
 
     fn set(policy: &str, test: &str) -> PolicySet {
-        PolicySet::from_modules(
-            vec![
-                Module {
-                    path: "p.rego".into(),
-                    text: policy.into(),
-                    is_test: false,
-                },
-                Module {
-                    path: "p_test.rego".into(),
-                    text: test.into(),
-                    is_test: true,
-                },
-            ],
-            Json::Null,
-        )
-        .expect("set")
+        crate::rego_mut::test_set(policy, Some(test))
     }
 
     const POLICY: &str = "package p\n\ndefault allow := false\n\nallow if {\n    input.age >= 18\n    input.country == \"FR\"\n}\n";

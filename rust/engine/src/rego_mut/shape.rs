@@ -994,15 +994,7 @@ mod tests {
     use super::*;
 
     fn paths_of(src: &str) -> Vec<String> {
-        let set = crate::rego_mut::PolicySet::from_modules(
-            vec![crate::rego_mut::Module {
-                path: "p.rego".into(),
-                text: src.into(),
-                is_test: false,
-            }],
-            Json::Null,
-        )
-        .expect("set");
+        let set = crate::rego_mut::test_set(src, None);
         let ast = set.parse(0).expect("parse");
         input_paths([&ast]).iter().map(|p| render(p)).collect()
     }
@@ -1104,15 +1096,10 @@ deny[msg] {
 
     #[test]
     fn compared_paths_are_linked_and_grown_equal() {
-        let set = crate::rego_mut::PolicySet::from_modules(
-            vec![crate::rego_mut::Module {
-                path: "p.rego".into(),
-                text: "package p\n\ndeny contains 1 if {\n    kvs := input.parameters.kvs[_]\n    kvs.api == input.review.object.apiVersion\n}\n".into(),
-                is_test: false,
-            }],
-            Json::Null,
-        )
-        .expect("set");
+        let set = crate::rego_mut::test_set(
+            "package p\n\ndeny contains 1 if {\n    kvs := input.parameters.kvs[_]\n    kvs.api == input.review.object.apiVersion\n}\n",
+            None,
+        );
         let ast = set.parse(0).expect("parse");
         let shape = input_shape([&ast]);
         let rendered: Vec<(String, String)> = shape
