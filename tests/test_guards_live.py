@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from maestro_core import guards
 
@@ -257,3 +259,103 @@ def test_subclass_overriding_on_end_keeps_its_own_method() -> None:
     p.on_end(object())  # type: ignore[arg-type]
     p.shutdown()
     assert len(seen) == 1 and len(p.errors) == 1
+
+
+# Every pseudo-attribute and a few attributes, so the feed copies all it can.
+_WIDE = """
+guard wide {
+  per trace_id
+  match x[span_id exists, parent_span_id exists, span.kind exists, status.code exists, status.message exists,
+          duration_ns >= 0, scope.name exists, event.kind exists, span.name exists, service.name exists,
+          a exists, b exists, big exists, l exists] -> y within 1s
+}
+"""
+
+_attr_value = st.one_of(
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=6),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.lists(st.text(max_size=3), max_size=2).map(tuple),
+)
+_attrs = st.dictionaries(st.sampled_from(["a", "b", "l", "unread", "big"]), _attr_value, max_size=4)
+_span_spec = st.fixed_dictionaries({
+    "name": st.text(min_size=1, max_size=8),
+    "kind": st.sampled_from(list(SpanKind)),
+    "attrs": _attrs,
+    "big": st.one_of(st.none(), st.integers(2**63, 2**70)),
+    "events": st.lists(st.tuples(st.text(max_size=5), _attrs), max_size=3),
+    "status": st.sampled_from([None, ("ERROR", "boom"), ("ERROR", None), ("OK", None)]),
+    "child": st.booleans(),
+})
+
+
+class _Public:
+    """Only the public ReadableSpan API: the feed's fallback reader."""
+
+    def __init__(self, span: object) -> None:
+        self._span_ = span
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._span_, name)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=st.lists(_span_spec, min_size=1, max_size=3), scope=st.sampled_from(["", "lib-x"]))
+def test_span_record_matches_the_public_reader_and_the_offline_conversion(specs: list[dict], scope: str) -> None:
+    """What the live feed copies from an SDK span (its private fields, as a
+    byte record decoded on the feed thread) is what the public-API reader
+    and the offline span conversion (`EventSet.from_spans`) give, restricted
+    to the attributes the guards read; values it cannot take fail both
+    readers with the same error."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    from maestro_core.errors import TraceFormatError
+    from maestro_core.otel import GuardSpanProcessor
+
+    p = GuardSpanProcessor(guards.compile(_WIDE), lateness="1h")
+    exp = InMemorySpanExporter()
+    tp = TracerProvider(resource=Resource.create({"service.name": "shop", "unread": 1}))
+    tp.add_span_processor(SimpleSpanProcessor(exp))
+    tr = tp.get_tracer(scope)
+    for sp in specs:
+        attrs = dict(sp["attrs"])
+        if sp["big"] is not None:
+            attrs["big"] = sp["big"]
+        with tr.start_as_current_span(sp["name"], kind=sp["kind"], attributes=attrs) as s:
+            for en, ea in sp["events"]:
+                s.add_event(en, ea)
+            if sp["status"]:
+                s.set_status(Status(StatusCode[sp["status"][0]], sp["status"][1]))
+            if sp["child"]:
+                with tr.start_as_current_span("child"):
+                    pass
+    feed = p._feed
+    wanted = set(feed.attributes)
+    assert {"trace_id", "span_id", "parent_span_id", "status.message", "scope.name", "a", "big"} <= wanted
+    try:
+        for span in exp.get_finished_spans():
+            try:
+                fast = feed.events_of(span)
+            except TraceFormatError as e:
+                with pytest.raises(TraceFormatError) as slow_e:
+                    feed.events_of(_Public(span))
+                assert str(slow_e.value) == str(e) and "beyond 64 bits" in str(e)
+                continue
+            slow = feed.events_of(_Public(span))
+            es = guards.EventSet.from_spans([span])
+            offline = [es.event(i) for i in range(len(es))]
+            offline = [(t, n, {k: v for k, v in a.items() if k in wanted}) for t, n, a in offline]
+            assert fast == slow
+            assert sorted(fast, key=repr) == sorted(offline, key=repr)
+            assert len(fast) == 1 + len(span.events)
+    finally:
+        p.shutdown()
+        tp.shutdown()

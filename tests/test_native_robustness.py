@@ -58,7 +58,7 @@ MATCHER_METHODS = {
     "advance_watermark", "drain", "drain_arrays", "drain_late", "feed_arrays", "feed_events", "feed_rows",
     "feed_spans", "finish", "guard_names", "stats", "watermark",
 }
-SPANFEED_METHODS = {"attributes", "close", "closed", "errors", "flush", "on_end", "push", "queued", "wait"}
+SPANFEED_METHODS = {"attributes", "close", "closed", "errors", "events_of", "flush", "on_end", "push", "queued", "wait"}
 # Classes Python cannot construct (returned by other calls only).
 NO_CONSTRUCTOR = {"KHop", "CompiledGuard", "EventSet"}
 MERKLE_METHODS = {
@@ -491,6 +491,7 @@ SPECS: dict[str, tuple[Callable[[Ctx], Callable[..., Any]], Callable[[Ctx], list
     "SpanFeed.close": (lambda c: _native.SpanFeed(_native.GuardMatcher(c.guards, 0, 10), 0, 1_000_000).close, lambda c: [], []),
     "SpanFeed.closed": (lambda c: (lambda: c.feed.closed), lambda c: [], []),
     "SpanFeed.errors": (lambda c: c.feed.errors, lambda c: [], []),
+    "SpanFeed.events_of": (lambda c: c.feed.events_of, lambda c: [c.span], ["events"]),
     "SpanFeed.flush": (lambda c: c.feed.flush, lambda c: [1.0], ["f64"]),
     "SpanFeed.push": (lambda c: c.feed.push, lambda c: [c.span], ["events"]),
     "SpanFeed.on_end": (lambda c: c.feed.on_end, lambda c: [c.span], ["events"]),

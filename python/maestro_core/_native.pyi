@@ -459,4 +459,6 @@ class SpanFeed:
     def closed(self) -> bool: ...
     @property
     def attributes(self) -> list[str]: ...
+    def events_of(self, span: Any) -> list[tuple[int, str, dict[str, Any]]]:
+        """The events ``push`` would queue for ``span``: what the guards see of it."""
 

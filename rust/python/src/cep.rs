@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::errors::{err, guard, run, InputError, InternalError, TraceFormatError};
+use crate::span_wire::{self, Batch, Decoder, Read, Reader};
 
 /// A compiled guard (immutable).
 #[pyclass(frozen, module = "maestro_core._native")]
@@ -616,7 +617,7 @@ fn scalar_json(v: &Bound<'_, PyAny>) -> Result<serde_json::Value, String> {
         .unwrap_or_else(|_| "?".into()))
 }
 
-fn py_value(v: &Bound<'_, PyAny>) -> Result<Value, String> {
+pub(crate) fn py_value(v: &Bound<'_, PyAny>) -> Result<Value, String> {
     if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
         return Ok(Value::Bool(b.is_true()));
     }
@@ -799,32 +800,32 @@ pub fn engine_version() -> &'static str {
 
 // ------------------------------------------------------------------ live feed
 
-const SPAN_KINDS: [&str; 5] = ["internal", "server", "client", "producer", "consumer"];
-const STATUS_CODES: [&str; 3] = ["unset", "ok", "error"];
+pub(crate) const SPAN_KINDS: [&str; 5] = ["internal", "server", "client", "producer", "consumer"];
+pub(crate) const STATUS_CODES: [&str; 3] = ["unset", "ok", "error"];
 
 /// Attributes as (shared key, value) pairs.
-type Attrs = Vec<(Arc<str>, Value)>;
+pub(crate) type Attrs = Vec<(Arc<str>, Value)>;
 /// A span event: time, name, attributes.
-type SpanEvent = (i64, String, Attrs);
+pub(crate) type SpanEvent = (i64, String, Attrs);
 
 /// The fields of one finished span that the loaded guards can read, taken
 /// from the Python object on the request thread (no formatting, no
 /// attribute the guards do not name); the GIL-free feed thread builds the
 /// events from it.
-struct RawSpan {
-    name: String,
-    start: i64,
-    end: Option<i64>,
-    trace_id: u128,
-    span_id: u64,
-    parent: Option<u64>,
-    kind: &'static str,
-    status: &'static str,
-    status_msg: Option<String>,
-    scope: Option<String>,
-    resource: Arc<Attrs>,
-    attrs: Vec<(Arc<str>, Value)>,
-    events: Vec<SpanEvent>,
+pub(crate) struct RawSpan {
+    pub(crate) name: String,
+    pub(crate) start: i64,
+    pub(crate) end: Option<i64>,
+    pub(crate) trace_id: u128,
+    pub(crate) span_id: u64,
+    pub(crate) parent: Option<u64>,
+    pub(crate) kind: &'static str,
+    pub(crate) status: &'static str,
+    pub(crate) status_msg: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) resource: Arc<Attrs>,
+    pub(crate) attrs: Vec<(Arc<str>, Value)>,
+    pub(crate) events: Vec<SpanEvent>,
 }
 
 enum FeedMsg {
@@ -841,12 +842,42 @@ struct FeedState {
 }
 
 /// Spans queued by `push` are picked up by the feed thread every interval
-/// (no wake-up, so no system call, on the request path).
+/// (no wake-up, so no system call, on the request path); at most this many
+/// spans or bytes wait.
 const MAX_QUEUED: usize = 1 << 20;
+const MAX_QUEUED_BYTES: usize = 1 << 28;
+
+/// `push`'s side of the feed: the waiting spans (the feed thread swaps the
+/// batch out) and the resources seen, converted once (the reference keeps
+/// the object alive, so its address is not reused). One lock per span.
+#[derive(Default)]
+struct Queue {
+    batch: Batch,
+    resources: Vec<(Py<PyAny>, Arc<Attrs>)>,
+}
+
+impl Queue {
+    #[inline]
+    fn resource(&self, obj: *mut pyo3::ffi::PyObject) -> Option<Arc<Attrs>> {
+        let (_, a) = self.resources.iter().find(|(o, _)| o.as_ptr() == obj)?;
+        Some(a.clone())
+    }
+
+    fn enqueue(&mut self, rec: &[u8], resource: &Arc<Attrs>, shared: &FeedShared) {
+        use std::sync::atomic::Ordering;
+        let b = &mut self.batch;
+        if b.spans >= MAX_QUEUED || b.bytes.len() + rec.len() > MAX_QUEUED_BYTES {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            b.push(rec, resource);
+            shared.queued.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 struct FeedShared {
-    spans: Mutex<Vec<RawSpan>>,
-    /// Spans refused because `MAX_QUEUED` were waiting.
+    spans: Mutex<Queue>,
+    /// Spans refused because `MAX_QUEUED` (or `MAX_QUEUED_BYTES`) were waiting.
     dropped: std::sync::atomic::AtomicU64,
     open: std::sync::atomic::AtomicBool,
     state: Mutex<FeedState>,
@@ -855,6 +886,10 @@ struct FeedShared {
 }
 
 impl FeedShared {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.spans.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -871,32 +906,34 @@ impl FeedShared {
 }
 
 /// Which pseudo-attributes and attributes the guards read.
-struct Wanted {
-    /// The attribute names, each with the shared key the events carry
-    /// (cloned per attribute instead of allocated).
-    names: rustc_hash::FxHashMap<String, Arc<str>>,
-    trace_id: bool,
-    span_id: bool,
-    parent: bool,
-    kind: bool,
-    status: bool,
-    status_msg: bool,
-    duration: bool,
-    scope: bool,
+pub(crate) struct Wanted {
+    /// The attribute names: the shared keys the events carry (cloned per
+    /// attribute instead of allocated), and their index (`find`).
+    pub(crate) keys: Vec<Arc<str>>,
+    index: rustc_hash::FxHashMap<Arc<str>, u32>,
+    pub(crate) trace_id: bool,
+    pub(crate) span_id: bool,
+    pub(crate) parent: bool,
+    pub(crate) kind: bool,
+    pub(crate) status: bool,
+    pub(crate) status_msg: bool,
+    pub(crate) duration: bool,
+    pub(crate) scope: bool,
     event_kind: bool,
     span_name: bool,
 }
 
 impl Wanted {
-    fn new(names: Vec<String>) -> Self {
-        let names: rustc_hash::FxHashMap<String, Arc<str>> = names
-            .into_iter()
-            .map(|n| {
-                let a: Arc<str> = Arc::from(n.as_str());
-                (n, a)
-            })
+    fn new(mut names: Vec<String>) -> Self {
+        names.sort();
+        names.dedup();
+        let keys: Vec<Arc<str>> = names.iter().map(|n| Arc::from(n.as_str())).collect();
+        let index = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i as u32))
             .collect();
-        let h = |k: &str| names.contains_key(k);
+        let h = |k: &str| names.iter().any(|n| n == k);
         Wanted {
             trace_id: h("trace_id"),
             span_id: h("span_id"),
@@ -908,9 +945,49 @@ impl Wanted {
             scope: h("scope.name"),
             event_kind: h("event.kind"),
             span_name: h("span.name"),
-            names,
+            keys,
+            index,
         }
     }
+
+    /// The index of attribute `k` in `keys`, if a guard reads it (a scan
+    /// of a few lengths for the usual handful of names).
+    #[inline]
+    pub(crate) fn find(&self, k: &[u8]) -> Option<u32> {
+        if self.keys.len() <= 24 {
+            return self
+                .keys
+                .iter()
+                .position(|x| x.len() == k.len() && x.as_bytes() == k)
+                .map(|i| i as u32);
+        }
+        self.index.get(std::str::from_utf8(k).ok()?).copied()
+    }
+}
+
+/// An AttributeError from reading a span means it was not one.
+#[cold]
+#[inline(never)]
+fn not_a_span(py: Python<'_>, e: PyErr) -> PyErr {
+    if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) {
+        InputError::new_err(format!(
+            "expected a finished OpenTelemetry SDK span (ReadableSpan): {e}"
+        ))
+    } else {
+        e
+    }
+}
+
+/// A span's resource: its object (looked up in the converted ones) or,
+/// from the fallback reader, its attributes.
+enum Res<'py> {
+    Obj(Bound<'py, PyAny>),
+    Attrs(Arc<Attrs>),
+}
+
+thread_local! {
+    /// `SpanFeed.push`'s record buffer, reused from span to span.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Live guard checking for `GuardSpanProcessor`: `push` takes the fields
@@ -922,10 +999,9 @@ pub struct SpanFeed {
     tx: Mutex<Option<std::sync::mpsc::Sender<FeedMsg>>>,
     shared: Arc<FeedShared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    wanted: Wanted,
-    /// Converted resource attributes, by resource object (the reference
-    /// keeps the object alive, so its address is not reused).
-    resources: Mutex<Vec<(Py<PyAny>, Arc<Attrs>)>>,
+    wanted: Arc<Wanted>,
+    /// The SDK field names `Reader` looks up, interned once.
+    fields: Vec<Py<pyo3::types::PyString>>,
     /// `opentelemetry.trace.SpanKind` and `StatusCode` members, by value
     /// (compared by identity on the fast path; empty without the SDK).
     kinds: Vec<Py<PyAny>>,
@@ -1043,13 +1119,13 @@ fn feed_loop(
     rx: std::sync::mpsc::Receiver<FeedMsg>,
     matcher: Arc<Mutex<Matcher>>,
     shared: Arc<FeedShared>,
-    wanted_names: Vec<String>,
+    w: Arc<Wanted>,
     lateness: i64,
     interval: std::time::Duration,
 ) {
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::RecvTimeoutError;
-    let w = Wanted::new(wanted_names);
+    let mut taken = Batch::default();
     let mut last_wm = std::time::Instant::now();
     let mut events = Vec::new();
     let mut acks: Vec<std::sync::mpsc::SyncSender<()>> = Vec::new();
@@ -1072,11 +1148,19 @@ fn feed_loop(
                 FeedMsg::Close => closing = true,
             }
         }
-        let taken = std::mem::take(&mut *shared.spans.lock().unwrap_or_else(|p| p.into_inner()));
-        let spans = taken.len() as u64;
-        for r in taken {
-            raw_to_events(r, &w, &mut events);
+        std::mem::swap(&mut taken, &mut shared.queue().batch);
+        let spans = taken.spans as u64;
+        let mut dec = Decoder::new(&taken.bytes);
+        while !dec.done() {
+            match dec.span(&taken.resources, &w) {
+                Some(r) => raw_to_events(r, &w, &mut events),
+                None => {
+                    note(&shared, "internal error: a malformed span record".into());
+                    break;
+                }
+            }
         }
+        taken.clear();
         let dropped = shared.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             note(
@@ -1175,7 +1259,7 @@ fn filtered_attrs(
             return Ok(());
         };
         let key = ks.to_cow()?;
-        let Some(shared_key) = w.names.get(key.as_ref()) else {
+        let Some(shared_key) = w.find(key.as_bytes()).and_then(|i| w.keys.get(i as usize)) else {
             return Ok(());
         };
         let val = py_value(v).map_err(|what| {
@@ -1212,128 +1296,41 @@ fn filtered_attrs(
 }
 
 impl SpanFeed {
-    /// `raw` through the SDK's private fields (each public property is a
-    /// Python call, `events` copies a tuple): about 3x fewer Python-level
-    /// operations on the request thread. Any surprise (another SDK
-    /// version, another span class) falls back to the public API.
-    fn raw_fast(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Option<RawSpan>> {
-        use pyo3::intern;
-        let w = &self.wanted;
-        let miss = || pyo3::exceptions::PyAttributeError::new_err("fast path");
-        let ctx = span.getattr(intern!(py, "_context"))?;
-        let start: Option<i64> = span.getattr(intern!(py, "_start_time"))?.extract()?;
-        let (false, Some(start)) = (ctx.is_none(), start) else {
+    /// Write the record of `span` into `rec`; its resource's attributes,
+    /// or None for a span that never started. The SDK's fields are read
+    /// directly (`span_wire::Reader`); anything else goes through the
+    /// public `ReadableSpan` API, which also reports real errors.
+    fn record<'py>(
+        &self,
+        py: Python<'py>,
+        span: &Bound<'py, PyAny>,
+        rec: &mut Vec<u8>,
+    ) -> PyResult<Option<Res<'py>>> {
+        let reader = Reader {
+            names: &self.fields,
+            kinds: &self.kinds,
+            codes: &self.codes,
+            w: &self.wanted,
+        };
+        match reader.read(span, rec) {
+            Ok(Read::Skip) => return Ok(None),
+            Ok(Read::Record(res)) => return Ok(Some(Res::Obj(res))),
+            Err(()) => {}
+        }
+        rec.clear();
+        let Some(r) = self.raw_public(py, span)? else {
             return Ok(None);
         };
-        let ctx = ctx.cast::<PyTuple>().map_err(|_| miss())?;
-        let end: Option<i64> = if w.duration {
-            span.getattr(intern!(py, "_end_time"))?.extract()?
-        } else {
-            None
-        };
-        let name: String = span.getattr(intern!(py, "_name"))?.extract()?;
-        let trace_id: u128 = if w.trace_id {
-            ctx.get_item(0)?.extract()?
-        } else {
-            0
-        };
-        let span_id: u64 = if w.span_id {
-            ctx.get_item(1)?.extract()?
-        } else {
-            0
-        };
-        let parent = if w.parent {
-            let p = span.getattr(intern!(py, "_parent"))?;
-            if p.is_none() {
-                None
-            } else {
-                Some(
-                    p.cast::<PyTuple>()
-                        .map_err(|_| miss())?
-                        .get_item(1)?
-                        .extract::<u64>()?,
-                )
-            }
-        } else {
-            None
-        };
-        let kind = if w.kind {
-            let k = span.getattr(intern!(py, "_kind"))?;
-            let i = self
-                .kinds
-                .iter()
-                .position(|x| x.as_ptr() == k.as_ptr())
-                .ok_or_else(miss)?;
-            SPAN_KINDS[i]
-        } else {
-            ""
-        };
-        let (status, status_msg) = if w.status || w.status_msg {
-            let st = span.getattr(intern!(py, "_status"))?;
-            let c = st.getattr(intern!(py, "_status_code"))?;
-            let i = self
-                .codes
-                .iter()
-                .position(|x| x.as_ptr() == c.as_ptr())
-                .ok_or_else(miss)?;
-            let msg: Option<String> = if w.status_msg {
-                st.getattr(intern!(py, "_description"))?.extract()?
-            } else {
-                None
-            };
-            (STATUS_CODES[i], msg)
-        } else {
-            ("unset", None)
-        };
-        let scope = if w.scope {
-            let sc = span.getattr(intern!(py, "_instrumentation_scope"))?;
-            if sc.is_none() {
-                None
-            } else {
-                sc.getattr(intern!(py, "name"))?.extract()?
-            }
-        } else {
-            None
-        };
-        let resource = self.resource_attrs(py, &span.getattr(intern!(py, "_resource"))?)?;
-        let mut attrs = Vec::new();
-        filtered_attrs(&span.getattr(intern!(py, "_attributes"))?, w, &mut attrs)?;
-        let dq = span
-            .getattr(intern!(py, "_events"))?
-            .getattr(intern!(py, "_dq"))?;
-        let events = span_events(
-            &dq,
-            [
-                intern!(py, "_timestamp"),
-                intern!(py, "_name"),
-                intern!(py, "_attributes"),
-            ],
-            w,
-        )?;
-        Ok(Some(RawSpan {
-            name,
-            start,
-            end,
-            trace_id,
-            span_id,
-            parent,
-            kind,
-            status,
-            status_msg,
-            scope,
-            resource,
-            attrs,
-            events,
-        }))
+        span_wire::encode_raw(&r, &self.wanted, rec)
+            .map_err(|()| InputError::new_err("a span field longer than 4 GiB"))?;
+        Ok(Some(Res::Attrs(r.resource)))
     }
 
+    /// The wanted attributes of a resource, converted once (no lock is
+    /// held while Python code runs: a property may end a span).
     fn resource_attrs(&self, py: Python<'_>, res: &Bound<'_, PyAny>) -> PyResult<Arc<Attrs>> {
-        let mut cache = self
-            .resources
-            .lock()
-            .map_err(|_| InternalError::new_err("resource cache lock poisoned"))?;
-        if let Some((_, v)) = cache.iter().find(|(o, _)| o.as_ptr() == res.as_ptr()) {
-            return Ok(v.clone());
+        if let Some(a) = self.shared.queue().resource(res.as_ptr()) {
+            return Ok(a);
         }
         let mut v = Vec::new();
         if !res.is_none() {
@@ -1344,20 +1341,16 @@ impl SpanFeed {
             )?;
         }
         let v = Arc::new(v);
-        if cache.len() >= 64 {
-            cache.remove(0);
+        let mut q = self.shared.queue();
+        if q.resources.len() >= 64 {
+            q.resources.remove(0);
         }
-        cache.push((res.clone().unbind(), v.clone()));
+        q.resources.push((res.clone().unbind(), v.clone()));
         Ok(v)
     }
 
-    fn raw(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Option<RawSpan>> {
-        if let Ok(r) = self.raw_fast(py, span) {
-            return Ok(r);
-        }
-        self.raw_public(py, span)
-    }
-
+    #[cold]
+    #[inline(never)]
     fn raw_public(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Option<RawSpan>> {
         use pyo3::intern;
         let w = &self.wanted;
@@ -1477,10 +1470,10 @@ impl SpanFeed {
             )));
         }
         let names = matcher.lock()?.attribute_names();
-        let wanted = Wanted::new(names.clone());
+        let wanted = Arc::new(Wanted::new(names));
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = Arc::new(FeedShared {
-            spans: Mutex::new(Vec::new()),
+            spans: Mutex::new(Queue::default()),
             dropped: std::sync::atomic::AtomicU64::new(0),
             open: std::sync::atomic::AtomicBool::new(true),
             state: Mutex::new(FeedState::default()),
@@ -1492,7 +1485,10 @@ impl SpanFeed {
         let interval = std::time::Duration::from_nanos(interval_ns);
         let th = std::thread::Builder::new()
             .name("maestro-guard-feed".into())
-            .spawn(move || feed_loop(rx, m, sh, names, lateness_ns, interval))
+            .spawn({
+                let w = wanted.clone();
+                move || feed_loop(rx, m, sh, w, lateness_ns, interval)
+            })
             .map_err(|e| InternalError::new_err(format!("cannot start the feed thread: {e}")))?;
         let members = |cls: &str, n: usize| -> Vec<Py<PyAny>> {
             let py = matcher.py();
@@ -1513,14 +1509,15 @@ impl SpanFeed {
         };
         let kinds = members("SpanKind", SPAN_KINDS.len());
         let codes = members("StatusCode", STATUS_CODES.len());
+        let py = matcher.py();
         Ok(SpanFeed {
             kinds,
             codes,
+            fields: span_wire::field_names(py),
             tx: Mutex::new(Some(tx)),
             shared,
             thread: Mutex::new(Some(th)),
             wanted,
-            resources: Mutex::new(Vec::new()),
         })
     }
 
@@ -1528,28 +1525,45 @@ impl SpanFeed {
     /// (spans without a context or start time are skipped). Returns False
     /// when the feed is closed.
     fn push(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let raw = guard(|| self.raw(py, span)).map_err(|e| {
-            if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) {
-                InputError::new_err(format!(
-                    "expected a finished OpenTelemetry SDK span (ReadableSpan): {e}"
-                ))
-            } else {
-                e
-            }
-        })?;
-        let Some(raw) = raw else { return Ok(true) };
         use std::sync::atomic::Ordering;
         if !self.shared.open.load(Ordering::Acquire) {
             return Ok(false);
         }
-        let mut q = self.shared.spans.lock().unwrap_or_else(|p| p.into_inner());
-        if q.len() >= MAX_QUEUED {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(true);
+        // The record is written into this thread's scratch buffer (taken
+        // out, so a re-entrant call from Python code run by a getattr
+        // finds an empty one) and copied into the queue under its lock.
+        let mut rec = SCRATCH.take();
+        rec.clear();
+        let res = guard(|| self.record(py, span, &mut rec)).map_err(|e| not_a_span(py, e));
+        let res = match res {
+            Ok(Some(r)) => {
+                let mut q = self.shared.queue();
+                let hit = match &r {
+                    Res::Attrs(a) => Some(a.clone()),
+                    Res::Obj(o) => q.resource(o.as_ptr()),
+                };
+                match (hit, r) {
+                    (Some(a), _) => {
+                        q.enqueue(&rec, &a, &self.shared);
+                        Ok(())
+                    }
+                    (None, r) => {
+                        drop(q);
+                        let a = match r {
+                            Res::Obj(o) => guard(|| self.resource_attrs(py, &o)),
+                            Res::Attrs(a) => Ok(a),
+                        };
+                        a.map(|a| self.shared.queue().enqueue(&rec, &a, &self.shared))
+                    }
+                }
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if rec.capacity() <= 1 << 16 {
+            SCRATCH.set(rec);
         }
-        q.push(raw);
-        self.shared.queued.fetch_add(1, Ordering::Relaxed);
-        Ok(true)
+        res.map(|()| true)
     }
 
     /// `push` for use as a `SpanProcessor.on_end`: it never raises (the
@@ -1647,8 +1661,39 @@ impl SpanFeed {
     /// The attributes read from spans (the guards' predicates and keys).
     #[getter]
     fn attributes(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.wanted.names.keys().cloned().collect();
-        v.sort();
-        v
+        self.wanted.keys.iter().map(|k| k.to_string()).collect()
+    }
+
+    /// The events `push` would queue for `span` (time, name, attributes),
+    /// built by the same reader and record, without queueing: what the
+    /// guards see of a span.
+    fn events_of<'py>(
+        &self,
+        py: Python<'py>,
+        span: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut rec = Vec::new();
+        let out = PyList::empty(py);
+        let Some(r) = guard(|| self.record(py, span, &mut rec)).map_err(|e| not_a_span(py, e))?
+        else {
+            return Ok(out);
+        };
+        let resource = match r {
+            Res::Obj(o) => self.resource_attrs(py, &o)?,
+            Res::Attrs(a) => a,
+        };
+        let raw = Decoder::new(&rec)
+            .span(&[resource], &self.wanted)
+            .ok_or_else(|| InternalError::new_err("a malformed span record"))?;
+        let mut evs = Vec::new();
+        raw_to_events(raw, &self.wanted, &mut evs);
+        for e in evs {
+            let d = PyDict::new(py);
+            for (k, v) in &e.attrs {
+                d.set_item(&**k, value_py(py, v)?)?;
+            }
+            out.append((e.time, &*e.name, d))?;
+        }
+        Ok(out)
     }
 }

@@ -18,6 +18,7 @@ mod hypergraph;
 mod merkle;
 mod rego_mut;
 mod shapley;
+mod span_wire;
 mod store;
 
 #[pymodule(gil_used = false)]
