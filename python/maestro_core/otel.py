@@ -3,7 +3,8 @@
 :class:`GuardSpanProcessor` is a ``SpanProcessor``. ``on_end`` makes one
 native call per span that copies only what the loaded guards can read
 (name, times, trace/span ids as integers, kind, status, and the attributes
-the guards name; a few microseconds) into a queue; a Rust thread converts
+the guards name; under a microsecond) as a flat record into a reused
+buffer (no allocation per span); a Rust thread converts
 those to events with the same mapping as the OTLP readers (one event per
 span at its start time, one per span event, the same pseudo-attributes),
 feeds them to a Rust :class:`~maestro_core.guards.Matcher` and advances the
