@@ -222,22 +222,6 @@ def test_otlp_ingest_python(benchmark: Any, otlp_path: tuple[Path, int]) -> None
 
 
 # ---------------------------------------------------------------- live SpanProcessor
-def _workload(tr: Any, io: bool) -> None:
-    """A request: an authz check, some CPU work, a database write (with a
-    0.5 ms wait for the database when ``io``), save/success span events."""
-    with tr.start_as_current_span("POST /orders") as s:
-        with tr.start_as_current_span("authz.check"):
-            pass
-        x = 0
-        for i in range(20_000 if not io else 5_000):
-            x += i * i
-        with tr.start_as_current_span("INSERT orders", attributes={"db.operation.name": "INSERT"}):
-            if io:
-                time.sleep(0.0005)
-        s.add_event("save")
-        s.add_event("success")
-
-
 def _latencies(with_guards: bool, n: int, io: bool) -> tuple[list[float], Any]:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
@@ -248,11 +232,11 @@ def _latencies(with_guards: bool, n: int, io: bool) -> tuple[list[float], Any]:
     tp.add_span_processor(p)
     tr = tp.get_tracer("bench")
     for _ in range(200):
-        _workload(tr, io)
+        W.request(tr, io)
     lat = []
     for _ in range(n):
         t0 = time.perf_counter_ns()
-        _workload(tr, io)
+        W.request(tr, io)
         lat.append((time.perf_counter_ns() - t0) / 1e3)
     tp.shutdown()
     return lat, p
@@ -346,12 +330,12 @@ def test_span_processor_overhead_paired(benchmark: Any, io: bool) -> None:
         for procs in (use_base, use_guards):
             multi._span_processors = procs
             for _ in range(300):
-                _workload(tr, io)
+                W.request(tr, io)
         for i in range(pairs):
             for side in ((0, 1) if i % 2 == 0 else (1, 0)):
                 multi._span_processors = use_guards if side else use_base
                 t0 = time.perf_counter_ns()
-                _workload(tr, io)
+                W.request(tr, io)
                 dt = (time.perf_counter_ns() - t0) / 1e3
                 if side:
                     ours[i] = dt
@@ -365,6 +349,7 @@ def test_span_processor_overhead_paired(benchmark: Any, io: bool) -> None:
     other_threads_cpu = (time.process_time() - t_all0) - (time.thread_time() - cpu0)
     gp.force_flush()
     st = gp.stats()
+    gp.shutdown()  # not on the provider: only switched in
     tp.shutdown()
     assert gp.errors == [] and gp.late == 0 and len(gp.violations) == 0
     b50, b95 = np.percentile(base, [50, 95])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,19 @@ def python_ingest(path: Path) -> list[tuple[int, str, dict[str, Any]]]:
                             ea["event.kind"] = "span_event"
                             out.append((int(e["timeUnixNano"]), e["name"], ea))
     return out
+
+
+def request(tr: Any, io: bool) -> None:
+    """A request: an authz check, some CPU work, a database write (with a
+    0.5 ms wait for the database when ``io``), save/success span events."""
+    with tr.start_as_current_span("POST /orders") as s:
+        with tr.start_as_current_span("authz.check"):
+            pass
+        x = 0
+        for i in range(20_000 if not io else 5_000):
+            x += i * i
+        with tr.start_as_current_span("INSERT orders", attributes={"db.operation.name": "INSERT"}):
+            if io:
+                time.sleep(0.0005)
+        s.add_event("save")
+        s.add_event("success")

@@ -18,11 +18,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cep_workload import request  # noqa: E402  (the paired benchmark's request)
 
 os.environ.setdefault("MIMALLOC_ARENA_EAGER_COMMIT", "0")
 GUARDS = Path(__file__).resolve().parent.parent / "python" / "maestro_core" / "guards"
@@ -40,20 +44,6 @@ def _load(path: str) -> Any:
 def _feed(mod: Any) -> Any:
     gs = [g for f in sorted(GUARDS.glob("*.guard")) for g in mod.compile_guards(f.read_text(), str(f))]
     return mod.SpanFeed(mod.GuardMatcher(gs, LATENESS_NS, 100_000, 1), LATENESS_NS, INTERVAL_NS)
-
-
-def _workload(tr: Any, io: bool) -> None:
-    with tr.start_as_current_span("POST /orders") as s:
-        with tr.start_as_current_span("authz.check"):
-            pass
-        x = 0
-        for i in range(20_000 if not io else 5_000):
-            x += i * i
-        with tr.start_as_current_span("INSERT orders", attributes={"db.operation.name": "INSERT"}):
-            if io:
-                time.sleep(0.0005)
-        s.add_event("save")
-        s.add_event("success")
 
 
 def main() -> None:
@@ -88,7 +78,7 @@ def main() -> None:
     for sd in sides:
         multi._span_processors = (procs[sd],)
         for _ in range(200):
-            _workload(tr, io)
+            request(tr, io)
     lat: dict[str, list[float]] = {sd: [] for sd in sides}
     copy: dict[str, list[float]] = {sd: [] for sd in sides}
     rng = np.random.default_rng(1)
@@ -98,7 +88,7 @@ def main() -> None:
             multi._span_processors = (procs[sd],)
             acc[0] = 0
             t0 = pc()
-            _workload(tr, io)
+            request(tr, io)
             lat[sd].append((pc() - t0) / 1e3)
             copy[sd].append(acc[0] / 1e3)
     for f in feeds.values():

@@ -146,6 +146,18 @@ def test_rust_span_conversion_matches_python_mapping() -> None:
     assert got == want
 
 
+class _Public:
+    """Only the public ReadableSpan API: the feed's fallback reader."""
+
+    def __init__(self, span: object) -> None:
+        self._span_ = span
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._span_, name)
+
+
 def test_live_feed_agrees_with_offline_conversion() -> None:
     """The processor's per-span copy (only the attributes the guards read,
     through the SDK's fields) finds what the full conversion finds."""
@@ -191,18 +203,9 @@ def test_live_feed_agrees_with_offline_conversion() -> None:
 
     # a span object with only the public ReadableSpan API (another SDK's, or a
     # wrapper) goes through the fallback reader and finds the same
-    class Public:
-        def __init__(self, span: object) -> None:
-            self._span_ = span
-
-        def __getattr__(self, name: str) -> object:
-            if name.startswith("_"):
-                raise AttributeError(name)
-            return getattr(self._span_, name)
-
     q = GuardSpanProcessor(gs, lateness="1h")
     for sp in exp.get_finished_spans():
-        q.on_end(Public(sp))  # type: ignore[arg-type]
+        q.on_end(_Public(sp))  # type: ignore[arg-type]
     q.shutdown()
     assert q.errors == [] and q.late == 0
     assert sorted((v.guard, v.key, v.kind, v.time) for v in q.violations) == want
@@ -291,18 +294,6 @@ _span_spec = st.fixed_dictionaries({
 })
 
 
-class _Public:
-    """Only the public ReadableSpan API: the feed's fallback reader."""
-
-    def __init__(self, span: object) -> None:
-        self._span_ = span
-
-    def __getattr__(self, name: str) -> object:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._span_, name)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=st.lists(_span_spec, min_size=1, max_size=3), scope=st.sampled_from(["", "lib-x"]))
 def test_span_record_matches_the_public_reader_and_the_offline_conversion(specs: list[dict], scope: str) -> None:
@@ -359,3 +350,27 @@ def test_span_record_matches_the_public_reader_and_the_offline_conversion(specs:
     finally:
         p.shutdown()
         tp.shutdown()
+
+
+def test_a_processor_never_shut_down_is_shut_down_at_exit() -> None:
+    """Its thread must not be in a native wait when the interpreter
+    finalizes (CPython 3.11 would end it with pthread_exit through native
+    frames: an abort). An exit hook registered before the processor runs
+    after the processor's own and sees it shut down."""
+    import subprocess
+    import sys
+
+    code = """
+import atexit
+def check():
+    print("stopped" if p._stop.is_set() and not p._thread.is_alive() else "running", flush=True)
+atexit.register(check)
+from maestro_core import guards
+from maestro_core.otel import GuardSpanProcessor
+p = GuardSpanProcessor(guards.shipped(), lateness="1s", interval=0.001)
+q = GuardSpanProcessor(guards.shipped(), lateness="1s")
+q.shutdown()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "stopped", (r.stdout, r.stderr)

@@ -33,7 +33,9 @@ Requires ``opentelemetry-sdk`` (the ``otel`` extra).
 
 from __future__ import annotations
 
+import atexit
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -99,6 +101,15 @@ def span_rows(spans: Sequence[ReadableSpan], cache: dict[int, dict[str, Any]] | 
     return rows
 
 
+def _shutdown_later(ref: weakref.ref[GuardSpanProcessor]) -> Callable[[], None]:
+    def at_exit() -> None:
+        p = ref()
+        if p is not None:
+            p.shutdown()
+
+    return at_exit
+
+
 class GuardSpanProcessor(SpanProcessor):
     """Check guards on the spans of this process, live.
 
@@ -139,6 +150,13 @@ class GuardSpanProcessor(SpanProcessor):
             self.__dict__["on_end"] = self._feed.on_end
         self._thread = threading.Thread(target=self._loop, name="maestro-guards", daemon=True)
         self._thread.start()
+        # A processor nobody shut down is shut down at exit, before the
+        # interpreter finalizes: CPython 3.11 ends a thread that comes back
+        # from a GIL-released native call during finalization with
+        # pthread_exit, which aborts the process when it unwinds through
+        # the native frames ("FATAL: exception not rethrown").
+        self._at_exit = _shutdown_later(weakref.ref(self))
+        atexit.register(self._at_exit)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
@@ -179,6 +197,7 @@ class GuardSpanProcessor(SpanProcessor):
     def shutdown(self) -> None:
         if self._stop.is_set():
             return
+        atexit.unregister(self._at_exit)
         self._stop.set()
         self._feed.close()
         self._thread.join(timeout=5)
