@@ -653,25 +653,13 @@ fn leaves(v: &Json, path: &mut Vec<Json>, out: &mut Vec<Vec<Json>>) {
     }
 }
 
-fn at_mut<'a>(v: &'a mut Json, path: &[Json]) -> Option<&'a mut Json> {
-    let mut cur = v;
-    for p in path {
-        cur = match (cur, p) {
-            (Json::Object(m), Json::String(k)) => m.get_mut(k)?,
-            (Json::Array(a), Json::Number(n)) => a.get_mut(n.as_u64()? as usize)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
-}
-
 fn perturb(v: &mut Json, rng: &mut Rng, strs: &[String], nums: &[f64]) {
     let mut paths = vec![];
     leaves(v, &mut vec![], &mut paths);
     let Some(path) = paths.get(rng.below(paths.len())).cloned() else {
         return;
     };
-    let Some(target) = at_mut(v, &path) else {
+    let Some(target) = super::shape::at_mut(v, &path) else {
         return;
     };
     let pick_str =

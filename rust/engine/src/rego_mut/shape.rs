@@ -882,7 +882,7 @@ fn link(v: &mut Json, p: &[Seg], q: &[Seg], leaf: &dyn Fn(&Json, &mut Rng) -> Js
     let mut found = vec![];
     locate(v, p, &mut vec![], &mut found);
     let value = match found.get(rng.below(found.len())) {
-        Some(loc) if !found.is_empty() => at_ref(v, loc).cloned(),
+        Some(loc) => at_mut(v, loc).cloned(),
         _ => None,
     };
     let value = value.unwrap_or_else(|| {
@@ -891,18 +891,6 @@ fn link(v: &mut Json, p: &[Seg], q: &[Seg], leaf: &dyn Fn(&Json, &mut Rng) -> Js
         x
     });
     put(v, q, &|_, _| value.clone(), rng);
-}
-
-fn at_ref<'v>(v: &'v Json, path: &[Json]) -> Option<&'v Json> {
-    let mut cur = v;
-    for p in path {
-        cur = match (cur, p) {
-            (Json::Object(m), Json::String(k)) => m.get(k)?,
-            (Json::Array(a), Json::Number(n)) => a.get(usize::try_from(n.as_u64()?).ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
 }
 
 /// Concrete locations of `path` in `v` (`[*]` matches every element).
@@ -937,7 +925,8 @@ fn locate(v: &Json, path: &[Seg], at: &mut Vec<Json>, out: &mut Vec<Vec<Json>>) 
     }
 }
 
-fn at_mut<'v>(v: &'v mut Json, path: &[Json]) -> Option<&'v mut Json> {
+/// The value at `path` (object keys and array indices) inside `v`.
+pub(crate) fn at_mut<'v>(v: &'v mut Json, path: &[Json]) -> Option<&'v mut Json> {
     let mut cur = v;
     for p in path {
         cur = match (cur, p) {
