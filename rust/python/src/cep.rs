@@ -101,6 +101,22 @@ fn value_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
     })
 }
 
+/// An event as Python sees it: `(time, name, attributes dict)`.
+fn event_py<'py>(py: Python<'py>, e: &maestro_engine::cep::Event) -> PyResult<Bound<'py, PyTuple>> {
+    let d = PyDict::new(py);
+    for (k, v) in &e.attrs {
+        d.set_item(&**k, value_py(py, v)?)?;
+    }
+    PyTuple::new(
+        py,
+        [
+            e.time.into_pyobject(py)?.into_any(),
+            e.name.as_ref().into_pyobject(py)?.into_any(),
+            d.into_any(),
+        ],
+    )
+}
+
 #[pymethods]
 impl EventSet {
     /// Read a trace file: OTLP/JSON lines, or OTLP protobuf for `.pb`.
@@ -203,18 +219,7 @@ impl EventSet {
             .events
             .get(i)
             .ok_or_else(|| InputError::new_err(format!("event index {i} out of range")))?;
-        let d = PyDict::new(py);
-        for (k, v) in &e.attrs {
-            d.set_item(&**k, value_py(py, v)?)?;
-        }
-        PyTuple::new(
-            py,
-            [
-                e.time.into_pyobject(py)?.into_any(),
-                e.name.as_ref().into_pyobject(py)?.into_any(),
-                d.into_any(),
-            ],
-        )
+        event_py(py, e)
     }
     /// Event times (ns) as a list.
     fn times(&self) -> Vec<i64> {
@@ -1687,12 +1692,8 @@ impl SpanFeed {
             .ok_or_else(|| InternalError::new_err("a malformed span record"))?;
         let mut evs = Vec::new();
         raw_to_events(raw, &self.wanted, &mut evs);
-        for e in evs {
-            let d = PyDict::new(py);
-            for (k, v) in &e.attrs {
-                d.set_item(&**k, value_py(py, v)?)?;
-            }
-            out.append((e.time, &*e.name, d))?;
+        for e in &evs {
+            out.append(event_py(py, e)?)?;
         }
         Ok(out)
     }
